@@ -1,0 +1,485 @@
+"""Fitting DIPSEG to one image: a DIP network per image, from a fixed input, to RGB + sparse labels.
+
+The loss is ``rgb_weight * MSE(rgb, image) + CE(logits at labelled pixels)``, plus an
+optional appearance-weighted pairwise term (see :class:`FitConfig`). The fit runs at a
+working resolution; the class probabilities are brought back to full resolution
+(bilinear, then optionally an edge-aware guided filter) before the argmax.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .labels import IGNORE, labelled_classes, validate_image, validate_labels
+from .network import NetworkConfig, SkipNet
+
+INPUT_MODES = ("noise", "noise+image", "noise+image+xy")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How one image is fitted.
+
+    Attributes
+    ----------
+    iterations : int
+        Adam steps (upper bound when ``early_stop`` is set).
+    lr : float
+        Adam learning rate (0.01 in the official DIP code).
+    rgb_weight : float
+        Weight of the RGB reconstruction MSE; 0 is the poster's "wo/RGB" ablation.
+    input_channels : int
+        Channels of the fixed uniform noise input (32 officially).
+    input_scale : float
+        Noise amplitude: uniform in ``[0, input_scale)`` (0.1 officially).
+    reg_noise_std : float
+        Std of the Gaussian jitter added to the input at every step (DIP's ``reg_noise_std``).
+    input : {"noise", "noise+image", "noise+image+xy"}
+        What the network sees: noise only (the paper), or noise with the image (and pixel
+        coordinates) concatenated.
+    working_size : int or None
+        Longest side of the working resolution; None fits at full resolution.
+    pairwise_weight : float
+        Weight of an appearance-weighted Potts term on the predicted probabilities
+        (a local version of Tang et al. 2018's CRF loss); 0 disables it.
+    pairwise_sigma : float
+        Colour bandwidth (0..1 RGB scale) of the pairwise weights.
+    class_balanced : bool
+        Average the CE per class first, so a class with many labelled pixels does not
+        drown one with few.
+    refine : {"none", "guided"}
+        Full-resolution edge-aware refinement of the upsampled probabilities.
+    refine_radius : int
+        Guided-filter radius in full-resolution pixels.
+    refine_eps : float
+        Guided-filter regulariser (on a 0..1 intensity scale).
+    early_stop : bool
+        Stop once every labelled pixel is predicted right and the working-resolution
+        prediction changed on fewer than ``early_stop_tol`` of pixels over the last check.
+    early_stop_tol : float
+        Fraction of pixels.
+    check_every : int
+        Iterations between early-stop checks (and the default preview interval).
+    """
+
+    iterations: int = 300
+    lr: float = 0.01
+    rgb_weight: float = 1.0
+    input_channels: int = 32
+    input_scale: float = 0.1
+    reg_noise_std: float = 1.0 / 30.0
+    input: str = "noise"
+    working_size: int | None = 160
+    pairwise_weight: float = 0.0
+    pairwise_sigma: float = 0.1
+    class_balanced: bool = True
+    refine: str = "none"
+    refine_radius: int = 4
+    refine_eps: float = 1e-3
+    early_stop: bool = False
+    early_stop_tol: float = 0.002
+    check_every: int = 25
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        if self.rgb_weight < 0:
+            raise ValueError(f"rgb_weight must be >= 0, got {self.rgb_weight}")
+        if self.input not in INPUT_MODES:
+            raise ValueError(f"input must be one of {INPUT_MODES}, got {self.input!r}")
+        if self.working_size is not None and self.working_size < 16:
+            raise ValueError(f"working_size must be >= 16 or None, got {self.working_size}")
+        if self.refine not in ("none", "guided"):
+            raise ValueError(f"refine must be 'none' or 'guided', got {self.refine!r}")
+        if self.check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+
+
+@dataclass
+class Progress:
+    """What a fit reports to its callback after each step.
+
+    Attributes
+    ----------
+    iteration : int
+        Steps done so far (1-based).
+    total : int
+        Planned steps.
+    losses : dict of str to float
+        ``total``, ``rgb``, ``ce`` and ``pairwise`` of this step.
+    preview : ndarray (h, w) int64 or None
+        Current class map (original class ids) at working resolution; set every
+        ``preview_every`` steps and at the last one.
+    elapsed : float
+        Seconds since the fit started.
+    """
+
+    iteration: int
+    total: int
+    losses: dict[str, float]
+    preview: np.ndarray | None
+    elapsed: float
+
+
+Callback = Callable[[Progress], "bool | None"]
+
+
+@dataclass
+class FitState:
+    """Network, optimiser and input of a finished fit, reusable as a warm start."""
+
+    model: SkipNet
+    optimizer: torch.optim.Optimizer
+    net_input: torch.Tensor
+    class_ids: tuple[int, ...]
+    work_shape: tuple[int, int]
+    network: NetworkConfig
+    config: FitConfig
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    Attributes
+    ----------
+    classes : ndarray (H, W) int64
+        Class per pixel (original class ids).
+    probabilities : ndarray (H, W, k) float32
+        Softmax over the ``k`` labelled classes, in the order of ``class_ids``.
+    class_ids : ndarray (k,) int64
+    iterations : int
+        Steps actually run.
+    stopped : str
+        ``"done"``, ``"early"`` (converged), ``"cancelled"`` (callback returned False)
+        or ``"single-class"`` (nothing to fit).
+    losses : dict of str to float
+        Losses of the last step.
+    seconds : float
+        Wall time of the whole call.
+    state : FitState or None
+        For a warm start of the next fit on the same image.
+    """
+
+    classes: np.ndarray
+    probabilities: np.ndarray
+    class_ids: np.ndarray
+    iterations: int
+    stopped: str
+    losses: dict[str, float]
+    seconds: float
+    state: FitState | None = field(default=None, repr=False)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU.
+
+    Raises
+    ------
+    ValueError
+        Unknown device name, or CUDA asked for but not available.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for but CUDA is not available here; use --device cpu or auto")
+    return torch.device(device)
+
+
+def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
+    """Working resolution ``(h, w)``: longest side ``working_size``, never upscaled."""
+    h, w = shape
+    if working_size is None or max(h, w) <= working_size:
+        return h, w
+    s = working_size / max(h, w)
+    return max(8, round(h * s)), max(8, round(w * s))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Temporarily set torch's intra-op threads (None leaves them alone)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _make_input(
+    image_t: torch.Tensor, cfg: FitConfig, generator: torch.Generator
+) -> torch.Tensor:
+    _, _, h, w = image_t.shape
+    noise = torch.rand((1, cfg.input_channels, h, w), generator=generator, device=image_t.device) * cfg.input_scale
+    parts = [noise]
+    if cfg.input != "noise":
+        parts.append(image_t - 0.5)
+    if cfg.input == "noise+image+xy":
+        ys = torch.linspace(-0.5, 0.5, h, device=image_t.device).view(1, 1, h, 1).expand(1, 1, h, w)
+        xs = torch.linspace(-0.5, 0.5, w, device=image_t.device).view(1, 1, 1, w).expand(1, 1, h, w)
+        parts += [ys, xs]
+    return torch.cat(parts, 1)
+
+
+def _pairwise_potts(prob: torch.Tensor, image_t: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Appearance-weighted Potts relaxation over 8-neighbours at dilations 1 and 3.
+
+    ``sum w_ij (1 - <p_i, p_j>)`` with ``w_ij = exp(-|I_i - I_j|^2 / 2 sigma^2)``: cheap to
+    cut between pixels of different colour, expensive between similar ones, which
+    propagates labels by appearance.
+    """
+    total = prob.new_zeros(())
+    count = 0
+    for d in (1, 3):
+        for dy, dx in ((0, d), (d, 0), (d, d), (d, -d)):
+            h, w = prob.shape[-2:]
+            ys, ye = max(dy, 0), h + min(dy, 0)
+            xs, xe = max(dx, 0), w + min(dx, 0)
+            p0 = prob[..., ys:ye, xs:xe]
+            p1 = prob[..., ys - dy : ye - dy, xs - dx : xe - dx]
+            i0 = image_t[..., ys:ye, xs:xe]
+            i1 = image_t[..., ys - dy : ye - dy, xs - dx : xe - dx]
+            wgt = torch.exp(-((i0 - i1) ** 2).sum(1) / (2 * sigma**2))
+            total = total + (wgt * (1 - (p0 * p1).sum(1))).mean()
+            count += 1
+    return total / count
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Colour-guided filter (He, Sun, Tang 2010) of each channel of ``src``.
+
+    Parameters
+    ----------
+    guide : (H, W, 3) float32 in [0, 1]
+    src : (H, W, C) float32
+    radius : int
+    eps : float
+
+    Returns
+    -------
+    (H, W, C) float32
+    """
+    import cv2
+
+    k = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x):
+        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
+
+    h, w, _ = guide.shape
+    mean_i = box(guide)
+    # 3x3 covariance of the guide per pixel
+    cov = np.empty((h, w, 3, 3), np.float32)
+    for a in range(3):
+        for b in range(a, 3):
+            cov[..., a, b] = cov[..., b, a] = box(guide[..., a] * guide[..., b]) - mean_i[..., a] * mean_i[..., b]
+    cov += eps * np.eye(3, dtype=np.float32)
+    inv = np.linalg.inv(cov)
+    out = np.empty_like(src)
+    for c in range(src.shape[2]):
+        p = np.ascontiguousarray(src[..., c])
+        mean_p = box(p)
+        cov_ip = box(guide * p[..., None]) - mean_i * mean_p[..., None]
+        a = np.einsum("hwij,hwj->hwi", inv, cov_ip)
+        b = mean_p - (a * mean_i).sum(-1)
+        out[..., c] = (box(a) * guide).sum(-1) + box(b)
+    return out
+
+
+def fit(
+    image: np.ndarray,
+    labels: np.ndarray,
+    network: NetworkConfig = NetworkConfig(),
+    config: FitConfig = FitConfig(),
+    *,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    callback: Callback | None = None,
+    preview_every: int | None = None,
+    warm_start: FitState | None = None,
+    threads: int | None = None,
+) -> FitResult:
+    """Fit DIPSEG to one image and label every pixel.
+
+    Parameters
+    ----------
+    image : ndarray (H, W, 3) uint8
+    labels : ndarray (H, W) int
+        Class index at labelled pixels, ``IGNORE`` (-1) elsewhere. Only labelled classes
+        can be predicted.
+    network : NetworkConfig
+    config : FitConfig
+    seed : int
+        Seeds the network initialisation, the input noise and the jitter: same seed, same
+        device and thread count give the same result.
+    device : {"auto", "cpu", "cuda"}
+    callback : callable, optional
+        Called after every step with a :class:`Progress`; returning ``False`` cancels the
+        fit, which then returns the current prediction with ``stopped="cancelled"``.
+    preview_every : int, optional
+        Steps between previews passed to the callback (default ``config.check_every``).
+    warm_start : FitState, optional
+        State of a previous fit on the same image; reused when the labelled classes and
+        working resolution are unchanged (continues from its weights), ignored otherwise.
+    threads : int, optional
+        torch intra-op threads during this fit (set 1 when fits run side by side).
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        Bad image, labels of another size, values that are not classes, nothing labelled.
+    """
+    t0 = time.perf_counter()
+    image = validate_image(image)
+    labels = validate_labels(labels, shape=image.shape[:2])
+    class_ids = labelled_classes(labels)
+    H, W = image.shape[:2]
+    k = len(class_ids)
+    if k == 1:
+        classes = np.full((H, W), class_ids[0], dtype=np.int64)
+        probs = np.ones((H, W, 1), dtype=np.float32)
+        if callback is not None:
+            callback(Progress(0, 0, {}, classes, 0.0))
+        return FitResult(classes, probs, class_ids, 0, "single-class", {}, time.perf_counter() - t0)
+    dev = resolve_device(device)
+    preview_every = preview_every or config.check_every
+
+    with torch_threads(threads):
+        return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0)
+
+
+def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_every, warm_start, t0) -> FitResult:
+    H, W = image.shape[:2]
+    k = len(class_ids)
+    h, w = working_shape((H, W), cfg.working_size)
+
+    full_t = torch.from_numpy(image).to(dev).permute(2, 0, 1)[None].float() / 255.0
+    image_t = F.interpolate(full_t, size=(h, w), mode="area") if (h, w) != (H, W) else full_t
+
+    # Labelled pixels as points, sampled from the working-resolution logits at their exact
+    # (sub-pixel) position, so single-pixel seeds survive any downscaling.
+    ys, xs = np.nonzero(labels != IGNORE)
+    remap = np.full(labels.max() + 1, -1, dtype=np.int64)
+    remap[class_ids] = np.arange(k)
+    targets = torch.from_numpy(remap[labels[ys, xs]]).to(dev)
+    gx = (xs + 0.5) / W * 2 - 1
+    gy = (ys + 0.5) / H * 2 - 1
+    grid = torch.from_numpy(np.stack([gx, gy], -1).astype(np.float32)).to(dev).view(1, 1, -1, 2)
+    counts = torch.bincount(targets, minlength=k).float()
+    point_w = (1.0 / counts[targets]) / k if cfg.class_balanced else torch.full_like(targets, 1.0 / len(targets), dtype=torch.float32)
+
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    reuse = (
+        warm_start is not None
+        and warm_start.class_ids == tuple(int(c) for c in class_ids)
+        and warm_start.work_shape == (h, w)
+        and warm_start.network == network
+        and warm_start.config.input == cfg.input
+    )
+    if reuse:
+        model, optimizer, net_input = warm_start.model, warm_start.optimizer, warm_start.net_input
+    else:
+        net_input = _make_input(image_t, cfg, gen)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(seed)
+            model = SkipNet(net_input.shape[1], k, network).to(dev)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model.train()
+
+    def predict_work(logits: torch.Tensor) -> np.ndarray:
+        return class_ids[logits.argmax(1)[0].cpu().numpy()]
+
+    losses: dict[str, float] = {}
+    stopped, it = "done", 0
+    prev_pred: torch.Tensor | None = None
+    logits = None
+    for it in range(1, cfg.iterations + 1):
+        x = net_input
+        if cfg.reg_noise_std > 0:
+            jitter = torch.randn(net_input.shape, generator=gen, device=dev) * cfg.reg_noise_std
+            x = net_input + jitter
+        rgb, logits = model(x)
+        point_logits = F.grid_sample(logits, grid, mode="bilinear", align_corners=False)[0, :, 0].T
+        ce = (F.cross_entropy(point_logits, targets, reduction="none") * point_w).sum()
+        loss = ce
+        rgb_loss = F.mse_loss(rgb, image_t) if cfg.rgb_weight > 0 else torch.zeros((), device=dev)
+        loss = loss + cfg.rgb_weight * rgb_loss
+        pw = torch.zeros((), device=dev)
+        if cfg.pairwise_weight > 0:
+            pw = _pairwise_potts(torch.softmax(logits, 1), image_t, cfg.pairwise_sigma)
+            loss = loss + cfg.pairwise_weight * pw
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses = {"total": loss.item(), "rgb": rgb_loss.item(), "ce": ce.item(), "pairwise": pw.item()}
+
+        check = it % cfg.check_every == 0
+        want_preview = callback is not None and (it % preview_every == 0 or it == cfg.iterations)
+        if cfg.early_stop and check:
+            with torch.no_grad():
+                pred = logits.argmax(1)
+                fitted = bool((point_logits.argmax(1) == targets).all())
+                if prev_pred is not None and fitted:
+                    changed = float((pred != prev_pred).float().mean())
+                    if changed < cfg.early_stop_tol:
+                        stopped = "early"
+                prev_pred = pred
+        if callback is not None:
+            preview = predict_work(logits.detach()) if (want_preview or stopped == "early") else None
+            if callback(Progress(it, cfg.iterations, losses, preview, time.perf_counter() - t0)) is False:
+                stopped = "cancelled"
+        if stopped != "done":
+            break
+
+    # Final prediction from the un-jittered input. BatchNorm stays in training mode (batch
+    # statistics of this one image), as in the official DIP code: that is what the fit saw.
+    with torch.no_grad():
+        _, logits = model(net_input)
+        up = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False) if (h, w) != (H, W) else logits
+        prob = torch.softmax(up, 1)[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    if cfg.refine == "guided":
+        prob = guided_filter(image.astype(np.float32) / 255.0, prob, cfg.refine_radius, cfg.refine_eps)
+        prob = np.clip(prob, 0, None)
+        prob /= np.maximum(prob.sum(-1, keepdims=True), 1e-8)
+    classes = class_ids[prob.argmax(-1)]
+    # The user's labels are ground truth where they exist.
+    seeded = labels != IGNORE
+    classes[seeded] = labels[seeded]
+    state = FitState(model, optimizer, net_input, tuple(int(c) for c in class_ids), (h, w), network, cfg)
+    return FitResult(
+        classes.astype(np.int64), prob, class_ids, it, stopped, losses, time.perf_counter() - t0, state
+    )
+
+
+def config_dict(network: NetworkConfig, config: FitConfig) -> dict:
+    """Plain-dict view of both configs (JSON-serialisable) for result metadata."""
+    return {"network": asdict(network), "fit": asdict(config)}
+
+
+def gflop_per_step(network: NetworkConfig, config: FitConfig, shape: tuple[int, int], num_classes: int) -> float:
+    """Approximate GFLOP of one training step (forward + backward ~ 3x forward convs)."""
+    from .network import conv_flops
+
+    h, w = working_shape(shape, config.working_size)
+    cin = config.input_channels + (0 if config.input == "noise" else 3) + (2 if config.input.endswith("xy") else 0)
+    model = SkipNet(cin, num_classes, network)
+    return 3 * conv_flops(model, (1, cin, h, w)) / 1e9
+
