@@ -51,6 +51,16 @@ class FitConfig:
         (a local version of Tang et al. 2018's CRF loss); 0 disables it.
     pairwise_sigma : float
         Colour bandwidth (0..1 RGB scale) of the pairwise weights.
+    crf_weight : float
+        Weight of a dense-CRF loss (Tang et al. 2018) on the probabilities pooled to a
+        grid whose longest side is ``crf_size``: ``1 - tr(P W P^T) / sum(W)`` with a fully
+        connected Gaussian affinity ``W`` over position and colour. 0 disables it.
+    crf_size : int
+        Longest side of the dense-CRF grid (the affinity has ``(grid pixels)^2`` entries).
+    crf_sigma_xy : float
+        Spatial bandwidth as a fraction of the image's longest side.
+    crf_sigma_rgb : float
+        Colour bandwidth on the 0..1 RGB scale.
     class_balanced : bool
         Average the CE per class first, so a class with many labelled pixels does not
         drown one with few.
@@ -79,12 +89,16 @@ class FitConfig:
     working_size: int | None = 160
     pairwise_weight: float = 0.0
     pairwise_sigma: float = 0.1
+    crf_weight: float = 0.0
+    crf_size: int = 64
+    crf_sigma_xy: float = 0.15
+    crf_sigma_rgb: float = 0.06
     class_balanced: bool = True
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
     early_stop: bool = False
-    early_stop_tol: float = 0.002
+    early_stop_tol: float = 0.005
     check_every: int = 25
 
     def __post_init__(self) -> None:
@@ -259,6 +273,30 @@ def _pairwise_potts(prob: torch.Tensor, image_t: torch.Tensor, sigma: float) -> 
     return total / count
 
 
+def _dense_affinity(image_t: torch.Tensor, cfg: "FitConfig") -> tuple[torch.Tensor, tuple[int, int]]:
+    """Fully connected Gaussian affinity over a coarse grid of the image, zero diagonal."""
+    h, w = image_t.shape[-2:]
+    s = min(1.0, cfg.crf_size / max(h, w))
+    gh, gw = max(2, round(h * s)), max(2, round(w * s))
+    rgb = F.adaptive_avg_pool2d(image_t, (gh, gw))[0].reshape(3, -1).T / cfg.crf_sigma_rgb
+    ys, xs = torch.meshgrid(
+        torch.arange(gh, device=image_t.device, dtype=torch.float32),
+        torch.arange(gw, device=image_t.device, dtype=torch.float32),
+        indexing="ij",
+    )
+    xy = torch.stack([ys.reshape(-1), xs.reshape(-1)], 1) / (cfg.crf_sigma_xy * max(gh, gw))
+    feats = torch.cat([xy, rgb], 1)
+    aff = torch.exp(-0.5 * torch.cdist(feats, feats).square())
+    aff.fill_diagonal_(0)
+    return aff, (gh, gw)
+
+
+def _dense_crf_loss(prob: torch.Tensor, aff: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """``1 - tr(P W P^T) / sum(W)``: the relaxed Potts energy of Tang et al. 2018, normalised."""
+    p = F.adaptive_avg_pool2d(prob, grid)[0].reshape(prob.shape[1], -1)
+    return 1 - (p @ aff * p).sum() / aff.sum()
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
     """Colour-guided filter (He, Sun, Tang 2010) of each channel of ``src``.
 
@@ -371,7 +409,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     k = len(class_ids)
     h, w = working_shape((H, W), cfg.working_size)
 
-    full_t = torch.from_numpy(image).to(dev).permute(2, 0, 1)[None].float() / 255.0
+    full_t = torch.tensor(image, device=dev).permute(2, 0, 1)[None].float() / 255.0
     image_t = F.interpolate(full_t, size=(h, w), mode="area") if (h, w) != (H, W) else full_t
 
     # Labelled pixels as points, sampled from the working-resolution logits at their exact
@@ -403,6 +441,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
             model = SkipNet(net_input.shape[1], k, network).to(dev)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
+    aff = _dense_affinity(image_t, cfg) if cfg.crf_weight > 0 else None
 
     def predict_work(logits: torch.Tensor) -> np.ndarray:
         return class_ids[logits.argmax(1)[0].cpu().numpy()]
@@ -410,6 +449,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     losses: dict[str, float] = {}
     stopped, it = "done", 0
     prev_pred: torch.Tensor | None = None
+    ema: torch.Tensor | None = None
     logits = None
     for it in range(1, cfg.iterations + 1):
         x = net_input
@@ -426,22 +466,30 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         if cfg.pairwise_weight > 0:
             pw = _pairwise_potts(torch.softmax(logits, 1), image_t, cfg.pairwise_sigma)
             loss = loss + cfg.pairwise_weight * pw
+        crf = torch.zeros((), device=dev)
+        if aff is not None:
+            crf = _dense_crf_loss(torch.softmax(logits, 1), *aff)
+            loss = loss + cfg.crf_weight * crf
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses = {"total": loss.item(), "rgb": rgb_loss.item(), "ce": ce.item(), "pairwise": pw.item()}
+        losses = {"total": loss.item(), "rgb": rgb_loss.item(), "ce": ce.item(), "pairwise": pw.item(), "crf": crf.item()}
 
         check = it % cfg.check_every == 0
         want_preview = callback is not None and (it % preview_every == 0 or it == cfg.iterations)
-        if cfg.early_stop and check:
+        if cfg.early_stop:
+            # The jittered input makes single-step predictions flicker at boundaries; an
+            # exponential average of the probabilities is what we test for convergence.
             with torch.no_grad():
-                pred = logits.argmax(1)
-                fitted = bool((point_logits.argmax(1) == targets).all())
-                if prev_pred is not None and fitted:
-                    changed = float((pred != prev_pred).float().mean())
-                    if changed < cfg.early_stop_tol:
-                        stopped = "early"
-                prev_pred = pred
+                p_now = torch.softmax(logits.detach(), 1)
+                ema = p_now if ema is None else 0.8 * ema + 0.2 * p_now
+                if check:
+                    pred = ema.argmax(1)
+                    fitted = bool((point_logits.argmax(1) == targets).all())
+                    if prev_pred is not None and fitted:
+                        if float((pred != prev_pred).float().mean()) < cfg.early_stop_tol:
+                            stopped = "early"
+                    prev_pred = pred
         if callback is not None:
             preview = predict_work(logits.detach()) if (want_preview or stopped == "early") else None
             if callback(Progress(it, cfg.iterations, losses, preview, time.perf_counter() - t0)) is False:

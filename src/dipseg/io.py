@@ -69,17 +69,19 @@ def _open(path: str | os.PathLike, what: str, max_pixels: int | None) -> Image.I
             img = Image.open(path)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot read {what} {path}: not an image file PIL understands ({exc.__class__.__name__})") from None
-    w, h = img.size
-    if max_pixels is not None and w * h > max_pixels:
-        raise InputError(
-            f"{what} {path} is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}; "
-            "resize it or raise --max-pixels"
-        )
-    try:
-        img.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot read {what} {path}: the file is truncated or corrupt ({exc})") from None
-    return img
+    with img:
+        w, h = img.size
+        if max_pixels is not None and w * h > max_pixels:
+            raise InputError(
+                f"{what} {path} is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}; "
+                "resize it or raise --max-pixels"
+            )
+        try:
+            img.load()
+            # a detached copy, so no file handle outlives this call
+            return img.copy()
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise InputError(f"cannot read {what} {path}: the file is truncated or corrupt ({exc})") from None
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -167,7 +169,7 @@ def read_labels(
     """
     img = _open(path, "label", max_pixels)
     if img.mode in ("P", "L", "I", "I;16"):
-        values = np.asarray(img if img.mode != "P" else img, dtype=np.int64)
+        values = np.asarray(img, dtype=np.int64)
         labels = np.where(values == VOID, IGNORE, values)
     elif img.mode in ("RGB", "RGBA", "LA", "PA"):
         if img.mode in ("LA", "PA"):
