@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import seeds_from, three_regions
-from dipseg.fitting import FitConfig, fit, guided_filter, resolve_device, working_shape
+from dipseg.fitting import FitConfig, fit, resolve_device, working_shape
 from dipseg.labels import IGNORE
 from dipseg.network import NetworkConfig
 
@@ -26,10 +26,12 @@ def test_recovers_three_regions(input_mode, seeds):
     np.testing.assert_allclose(res.probabilities.sum(-1), 1, atol=1e-4)
 
 
-def test_working_resolution_returns_full_resolution():
+@pytest.mark.parametrize("refine", ["none", "guided", "random-walk"])
+def test_working_resolution_returns_full_resolution(refine):
     img, gt = three_regions(96)
     labels = seeds_from(gt, 6)
-    res = fit(img, labels, TINY, FitConfig(iterations=60, working_size=40, refine="guided"), seed=0)
+    cfg = FitConfig(iterations=60, working_size=40, refine=refine, refine_size=64, input="noise+image")
+    res = fit(img, labels, TINY, cfg, seed=0)
     assert res.classes.shape == (96, 96) and res.probabilities.shape == (96, 96, 3)
     assert _acc(res, gt) > 0.9
     assert working_shape((375, 500), 160) == (120, 160)
@@ -143,7 +145,7 @@ def test_bad_labels(labels, match):
 def test_bad_config_and_device():
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
-    with pytest.raises(ValueError, match="refine"):
+    with pytest.raises(ValueError, match="refine must be one of"):
         FitConfig(refine="crf")
     with pytest.raises(ValueError, match="device must be"):
         resolve_device("tpu")
@@ -151,14 +153,3 @@ def test_bad_config_and_device():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def test_guided_filter_keeps_edges_and_constants():
-    guide = np.zeros((20, 20, 3), np.float32)
-    guide[:, 10:] = 1
-    src = np.zeros((20, 20, 1), np.float32)
-    src[:, 9:] = 1  # an edge one pixel off the image edge
-    out = guided_filter(guide, src, 3, 1e-4)[..., 0]
-    np.testing.assert_array_equal(out > 0.5, guide[..., 0] > 0.5)  # the edge snaps to the guide's
-    flat = guided_filter(guide, np.full((20, 20, 2), 0.3, np.float32), 3, 1e-3)
-    np.testing.assert_allclose(flat, 0.3, atol=1e-4)

@@ -19,8 +19,10 @@ from torch.nn import functional as F
 
 from .labels import IGNORE, labelled_classes, validate_image, validate_labels
 from .network import NetworkConfig, SkipNet
+from .refine import box_prior, downscale_labels, guided_filter, random_walk_refine
 
 INPUT_MODES = ("noise", "noise+image", "noise+image+xy")
+REFINERS = ("none", "guided", "random-walk")
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,26 @@ class FitConfig:
     class_balanced : bool
         Average the CE per class first, so a class with many labelled pixels does not
         drown one with few.
-    refine : {"none", "guided"}
-        Full-resolution edge-aware refinement of the upsampled probabilities.
+    box_prior : float
+        Strength of the spatial prior that a class stays near the bounding box of its
+        labels (see :func:`dipseg.refine.box_prior`), added to the logits; 0 disables it.
+    box_margin : float
+        Enlargement of each class's label box, as a fraction of its size per side.
+    refine : {"none", "guided", "random-walk"}
+        Full-resolution edge-aware refinement of the upsampled probabilities: a guided
+        filter, or a random walker that uses them as a prior.
     refine_radius : int
         Guided-filter radius in full-resolution pixels.
     refine_eps : float
         Guided-filter regulariser (on a 0..1 intensity scale).
+    refine_strength : float
+        Random-walk refinement: trust in the network's probabilities against the edges
+        (seeds spread about ``1/sqrt(strength)`` pixels before the prior takes over).
+    refine_beta : float
+        Random-walk refinement: edge sensitivity (see :func:`dipseg.refine.edge_weights`).
+    refine_size : int or None
+        Random-walk refinement runs at this longest side (None: full resolution), then is
+        upsampled and snapped to the image's edges with the guided filter.
     early_stop : bool
         Stop once every labelled pixel is predicted right and the working-resolution
         prediction changed on fewer than ``early_stop_tol`` of pixels over the last check.
@@ -94,9 +110,14 @@ class FitConfig:
     crf_sigma_xy: float = 0.15
     crf_sigma_rgb: float = 0.06
     class_balanced: bool = True
+    box_prior: float = 0.0
+    box_margin: float = 0.15
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
+    refine_strength: float = 3e-6
+    refine_beta: float = 15_000.0
+    refine_size: int | None = 320
     early_stop: bool = False
     early_stop_tol: float = 0.005
     check_every: int = 25
@@ -110,8 +131,8 @@ class FitConfig:
             raise ValueError(f"input must be one of {INPUT_MODES}, got {self.input!r}")
         if self.working_size is not None and self.working_size < 16:
             raise ValueError(f"working_size must be >= 16 or None, got {self.working_size}")
-        if self.refine not in ("none", "guided"):
-            raise ValueError(f"refine must be 'none' or 'guided', got {self.refine!r}")
+        if self.refine not in REFINERS:
+            raise ValueError(f"refine must be one of {REFINERS}, got {self.refine!r}")
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
 
@@ -297,47 +318,6 @@ def _dense_crf_loss(prob: torch.Tensor, aff: torch.Tensor, grid: tuple[int, int]
     return 1 - (p @ aff * p).sum() / aff.sum()
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Colour-guided filter (He, Sun, Tang 2010) of each channel of ``src``.
-
-    Parameters
-    ----------
-    guide : (H, W, 3) float32 in [0, 1]
-    src : (H, W, C) float32
-    radius : int
-    eps : float
-
-    Returns
-    -------
-    (H, W, C) float32
-    """
-    import cv2
-
-    k = (2 * radius + 1, 2 * radius + 1)
-
-    def box(x):
-        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
-
-    h, w, _ = guide.shape
-    mean_i = box(guide)
-    # 3x3 covariance of the guide per pixel
-    cov = np.empty((h, w, 3, 3), np.float32)
-    for a in range(3):
-        for b in range(a, 3):
-            cov[..., a, b] = cov[..., b, a] = box(guide[..., a] * guide[..., b]) - mean_i[..., a] * mean_i[..., b]
-    cov += eps * np.eye(3, dtype=np.float32)
-    inv = np.linalg.inv(cov)
-    out = np.empty_like(src)
-    for c in range(src.shape[2]):
-        p = np.ascontiguousarray(src[..., c])
-        mean_p = box(p)
-        cov_ip = box(guide * p[..., None]) - mean_i * mean_p[..., None]
-        a = np.einsum("hwij,hwj->hwi", inv, cov_ip)
-        b = mean_p - (a * mean_i).sum(-1)
-        out[..., c] = (box(a) * guide).sum(-1) + box(b)
-    return out
-
-
 def fit(
     image: np.ndarray,
     labels: np.ndarray,
@@ -442,6 +422,9 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
     aff = _dense_affinity(image_t, cfg) if cfg.crf_weight > 0 else None
+    prior_t = None
+    if cfg.box_prior > 0:
+        prior_t = torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, cfg.box_prior))[None].to(dev)
 
     def predict_work(logits: torch.Tensor) -> np.ndarray:
         return class_ids[logits.argmax(1)[0].cpu().numpy()]
@@ -457,6 +440,8 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
             jitter = torch.randn(net_input.shape, generator=gen, device=dev) * cfg.reg_noise_std
             x = net_input + jitter
         rgb, logits = model(x)
+        if prior_t is not None:
+            logits = logits + prior_t
         point_logits = F.grid_sample(logits, grid, mode="bilinear", align_corners=False)[0, :, 0].T
         ce = (F.cross_entropy(point_logits, targets, reduction="none") * point_w).sum()
         loss = ce
@@ -501,12 +486,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     # statistics of this one image), as in the official DIP code: that is what the fit saw.
     with torch.no_grad():
         _, logits = model(net_input)
-        up = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False) if (h, w) != (H, W) else logits
-        prob = torch.softmax(up, 1)[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
-    if cfg.refine == "guided":
-        prob = guided_filter(image.astype(np.float32) / 255.0, prob, cfg.refine_radius, cfg.refine_eps)
-        prob = np.clip(prob, 0, None)
-        prob /= np.maximum(prob.sum(-1, keepdims=True), 1e-8)
+    prob = _full_resolution(image, labels, class_ids, logits, cfg)
     classes = class_ids[prob.argmax(-1)]
     # The user's labels are ground truth where they exist.
     seeded = labels != IGNORE
@@ -515,6 +495,40 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     return FitResult(
         classes.astype(np.int64), prob, class_ids, it, stopped, losses, time.perf_counter() - t0, state
     )
+
+
+def _probs_at(logits: torch.Tensor, shape: tuple[int, int], labels, class_ids, cfg: FitConfig) -> np.ndarray:
+    """Softmax of the (box-prior-adjusted) logits, bilinearly resized to ``shape``, (h, w, k)."""
+    up = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False) if logits.shape[-2:] != shape else logits
+    if cfg.box_prior > 0:
+        up = up + torch.from_numpy(box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior))[None].to(up.device)
+    return torch.softmax(up, 1)[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
+def _full_resolution(image, labels, class_ids, logits, cfg: FitConfig) -> np.ndarray:
+    """Class probabilities at the image's resolution, refined as ``cfg.refine`` says."""
+    H, W = image.shape[:2]
+    guide = None
+    if cfg.refine == "random-walk":
+        import cv2
+
+        rs = working_shape((H, W), cfg.refine_size)
+        small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
+        prob = _probs_at(logits, rs, labels, class_ids, cfg)
+        prob = random_walk_refine(small, prob, downscale_labels(labels, rs), class_ids,
+                                  cfg.refine_strength, cfg.refine_beta)
+        if rs == (H, W):
+            return prob
+        prob = cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR)
+        prob = prob[..., None] if prob.ndim == 2 else prob
+        guide = True
+    else:
+        prob = _probs_at(logits, (H, W), labels, class_ids, cfg)
+    if cfg.refine == "guided" or guide:
+        prob = guided_filter(image.astype(np.float32) / 255.0, np.ascontiguousarray(prob), cfg.refine_radius, cfg.refine_eps)
+        prob = np.clip(prob, 0, None)
+        prob /= np.maximum(prob.sum(-1, keepdims=True), 1e-8)
+    return prob
 
 
 def config_dict(network: NetworkConfig, config: FitConfig) -> dict:
