@@ -153,3 +153,13 @@ def test_bad_config_and_device():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (100, 12), (6, 300)])
+def test_small_and_thin_images(shape):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (*shape, 3), dtype=np.uint8)
+    labels = np.full(shape, IGNORE)
+    labels[0, 0], labels[-1, -1] = 0, 1
+    res = fit(img, labels, NetworkConfig(), FitConfig(iterations=2, working_size=160), seed=0)
+    assert res.classes.shape == shape

@@ -388,6 +388,10 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     H, W = image.shape[:2]
     k = len(class_ids)
     h, w = working_shape((H, W), cfg.working_size)
+    # Every scale of the network halves the size; the coarsest still needs > 1 pixel per
+    # side for BatchNorm and reflection padding, so thin images are stretched to fit.
+    min_side = 2**network.depth + 1
+    h, w = max(h, min_side), max(w, min_side)
 
     full_t = torch.tensor(image, device=dev).permute(2, 0, 1)[None].float() / 255.0
     image_t = F.interpolate(full_t, size=(h, w), mode="area") if (h, w) != (H, W) else full_t
