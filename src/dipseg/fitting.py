@@ -115,9 +115,9 @@ class FitConfig:
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
-    refine_strength: float = 3e-6
-    refine_beta: float = 15_000.0
-    refine_size: int | None = 320
+    refine_strength: float = 1e-5
+    refine_beta: float = 25_000.0
+    refine_size: int | None = 256
     early_stop: bool = False
     early_stop_tol: float = 0.005
     check_every: int = 25
