@@ -81,7 +81,10 @@ def run_segment(
     from .methods import DIPSEG_METHODS, parse_method, segment
     from .presets import get_preset
 
+    from .fitting import resolve_device
+
     name, preset_name = parse_method(method, preset)
+    resolve_device(device)
     if name not in DIPSEG_METHODS and (iterations is not None or rgb_weight is not None):
         raise ValueError(f"--iterations and --rgb-weight apply to DIPSEG only, not to {name}")
     image = read_image(image_path, max_pixels=max_pixels)
