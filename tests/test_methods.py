@@ -88,5 +88,5 @@ def test_voc_images_default_preset(voc):
         assert seg.classes.shape == s.gt.shape
         conf += confusion_matrix(s.gt, seg.classes, 21)
     sc = scores(conf)
-    # a trivial all-background answer scores ~0.75 pixel accuracy and ~25 mIoU on these
+    # the trivial all-background answer scores 0.78 pixel accuracy and 0.19 mIoU on these
     assert sc["pixel_acc"] > 0.85 and sc["miou"] > 0.5, sc
