@@ -88,9 +88,27 @@ def test_callback_progress_previews_and_cancel():
 
     res = fit(img, seeds_from(gt, 3), TINY, FitConfig(iterations=50, working_size=32), seed=0, callback=cb, preview_every=5)
     assert res.stopped == "cancelled" and res.iterations == 12
-    assert [s[0] for s in seen] == list(range(1, 13))
-    assert [s[0] for s in seen if s[1]] == [5, 10]
-    assert seen[0][2] == {"total", "rgb", "ce", "pairwise", "crf"}
+    assert [s[0] for s in seen] == list(range(0, 13))  # 0 = the quick preview before any step
+    assert [s[0] for s in seen if s[1]] == [0, 5, 10]
+    assert seen[1][2] == {"total", "rgb", "ce", "pairwise", "crf"}
+
+
+def test_quick_preview_is_usable_and_optional():
+    img, gt = three_regions(48, noise=4)
+    previews = []
+    fit(img, seeds_from(gt, 3), TINY, FitConfig(iterations=1, working_size=48, box_prior=3.0), seed=0,
+        callback=lambda p: previews.append(p.preview) if p.iteration == 0 else None)
+    assert len(previews) == 1 and (previews[0] == gt).mean() > 0.9
+    seen = []
+    fit(img, seeds_from(gt, 3), TINY, FitConfig(iterations=2, working_size=48, quick_preview=False), seed=0,
+        callback=lambda p: seen.append(p.iteration))
+    assert seen == [1, 2]
+
+
+def test_cancel_at_the_quick_preview():
+    img, gt = three_regions(32)
+    res = fit(img, seeds_from(gt, 3), TINY, FitConfig(iterations=50, working_size=32), callback=lambda p: False)
+    assert res.stopped == "cancelled" and res.iterations == 0 and res.classes.shape == gt.shape
 
 
 def test_early_stop():

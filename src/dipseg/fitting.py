@@ -86,6 +86,9 @@ class FitConfig:
     refine_size : int or None
         Random-walk refinement runs at this longest side (None: full resolution), then is
         upsampled and snapped to the image's edges with the guided filter.
+    quick_preview : bool
+        With a callback, first send (as iteration 0) a preview that needs no network: the
+        labels diffused along image edges under the box prior, in milliseconds.
     early_stop : bool
         Stop once every labelled pixel is predicted right and the working-resolution
         prediction changed on fewer than ``early_stop_tol`` of pixels over the last check.
@@ -118,6 +121,7 @@ class FitConfig:
     refine_strength: float = 1e-5
     refine_beta: float = 25_000.0
     refine_size: int | None = 256
+    quick_preview: bool = True
     early_stop: bool = False
     early_stop_tol: float = 0.005
     check_every: int = 25
@@ -435,10 +439,16 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
 
     losses: dict[str, float] = {}
     stopped, it = "done", 0
+    if callback is not None and cfg.quick_preview and not reuse:
+        # A first answer in milliseconds, before the network has learnt anything: the
+        # labels diffused along image edges under the box prior, at working resolution.
+        quick = _quick_preview(image_t, labels, class_ids, cfg)
+        if callback(Progress(0, cfg.iterations, {}, quick, time.perf_counter() - t0)) is False:
+            stopped = "cancelled"
     prev_pred: torch.Tensor | None = None
     ema: torch.Tensor | None = None
     logits = None
-    for it in range(1, cfg.iterations + 1):
+    for it in range(1, cfg.iterations + 1 if stopped == "done" else 1):
         x = net_input
         if cfg.reg_noise_std > 0:
             jitter = torch.randn(net_input.shape, generator=gen, device=dev) * cfg.reg_noise_std
@@ -499,6 +509,16 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     return FitResult(
         classes.astype(np.int64), prob, class_ids, it, stopped, losses, time.perf_counter() - t0, state
     )
+
+
+def _quick_preview(image_t: torch.Tensor, labels, class_ids, cfg: FitConfig) -> np.ndarray:
+    """Class map (h, w) from the box prior and a random walk alone: no network involved."""
+    h, w = image_t.shape[-2:]
+    small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    prior = torch.softmax(torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, max(cfg.box_prior, 1.0))), 0)
+    prob = random_walk_refine(small, prior.permute(1, 2, 0).numpy(), downscale_labels(labels, (h, w)), class_ids,
+                              cfg.refine_strength, cfg.refine_beta)
+    return class_ids[prob.argmax(-1)]
 
 
 def _probs_at(logits: torch.Tensor, shape: tuple[int, int], labels, class_ids, cfg: FitConfig) -> np.ndarray:
