@@ -71,6 +71,9 @@ class FitConfig:
         labels (see :func:`dipseg.refine.box_prior`), added to the logits; 0 disables it.
     box_margin : float
         Enlargement of each class's label box, as a fraction of its size per side.
+    box_falloff : float
+        Distance outside the box, as a fraction of the image's longest side, over which
+        the prior's penalty grows by ``box_prior`` nats.
     refine : {"none", "guided", "random-walk"}
         Full-resolution edge-aware refinement of the upsampled probabilities: a guided
         filter, or a random walker that uses them as a prior.
@@ -115,6 +118,7 @@ class FitConfig:
     class_balanced: bool = True
     box_prior: float = 0.0
     box_margin: float = 0.15
+    box_falloff: float = 0.1
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
@@ -432,7 +436,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     aff = _dense_affinity(image_t, cfg) if cfg.crf_weight > 0 else None
     prior_t = None
     if cfg.box_prior > 0:
-        prior_t = torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, cfg.box_prior))[None].to(dev)
+        prior_t = torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, cfg.box_prior, cfg.box_falloff))[None].to(dev)
 
     def predict_work(logits: torch.Tensor) -> np.ndarray:
         return class_ids[logits.argmax(1)[0].cpu().numpy()]
@@ -515,7 +519,7 @@ def _quick_preview(image_t: torch.Tensor, labels, class_ids, cfg: FitConfig) -> 
     """Class map (h, w) from the box prior and a random walk alone: no network involved."""
     h, w = image_t.shape[-2:]
     small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    prior = torch.softmax(torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, max(cfg.box_prior, 1.0))), 0)
+    prior = torch.softmax(torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, max(cfg.box_prior, 1.0), cfg.box_falloff)), 0)
     prob = random_walk_refine(small, prior.permute(1, 2, 0).numpy(), downscale_labels(labels, (h, w)), class_ids,
                               cfg.refine_strength, cfg.refine_beta)
     return class_ids[prob.argmax(-1)]
@@ -525,7 +529,7 @@ def _probs_at(logits: torch.Tensor, shape: tuple[int, int], labels, class_ids, c
     """Softmax of the (box-prior-adjusted) logits, bilinearly resized to ``shape``, (h, w, k)."""
     up = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False) if logits.shape[-2:] != shape else logits
     if cfg.box_prior > 0:
-        up = up + torch.from_numpy(box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior))[None].to(up.device)
+        up = up + torch.from_numpy(box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior, cfg.box_falloff))[None].to(up.device)
     return torch.softmax(up, 1)[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
