@@ -166,8 +166,6 @@ def sample_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Label PNG to write (255 = unlabelled)."),
 ) -> None:
     """Draw sparse labels from a ground-truth map (deterministic given --seed)."""
-    from PIL import Image
-
     from .io import _open, write_labels
     from .labels import sample_labels
 
@@ -180,7 +178,6 @@ def sample_cmd(
         write_labels(out, labels)
         per = {int(c): int((labels == c).sum()) for c in np.unique(labels) if c >= 0}
         typer.echo(f"{out}: {sum(per.values())} labelled pixels ({sampler}, seed {seed}) per class {per}")
-        del Image
 
 
 @app.command("demo")
