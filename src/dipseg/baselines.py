@@ -233,7 +233,7 @@ def grabcut(
 # --------------------------------------------------------------------------- random walker
 
 
-def _lab_features(image: np.ndarray) -> np.ndarray:
+def lab_features(image: np.ndarray) -> np.ndarray:
     """CIELAB with every channel divided by 100, shape ``(H, W, 3)`` float64.
 
     The random walker sums squared differences over channels, so the channels must
@@ -331,7 +331,7 @@ def random_walker(
         index = np.searchsorted(classes, labels)
         return result(index, None)
 
-    data = _lab_features(image) if colorspace == "lab" else image.astype(np.float64) / 255.0
+    data = lab_features(image) if colorspace == "lab" else image.astype(np.float64) / 255.0
     if smooth > 0:
         data = ndimage.gaussian_filter(data, sigma=(smooth, smooth, 0))
     if np.all(image == image[0, 0]):

@@ -79,9 +79,9 @@ def edge_weights(image: np.ndarray, beta: float = RW_BETA, smooth: float = 1.0) 
     wx : (H, W-1) float64
         Weights between horizontal neighbours.
     """
-    from skimage.color import rgb2lab
+    from .baselines import lab_features
 
-    feats = rgb2lab(image) / 100.0
+    feats = lab_features(image)
     if smooth > 0:
         feats = ndimage.gaussian_filter(feats, sigma=(smooth, smooth, 0))
     scale = beta / (10 * max(float(feats.std()), 1e-6))
