@@ -89,4 +89,4 @@ def test_voc_images_default_preset(voc):
         conf += confusion_matrix(s.gt, seg.classes, 21)
     sc = scores(conf)
     # the trivial all-background answer scores 0.78 pixel accuracy and 0.19 mIoU on these
-    assert sc["pixel_acc"] > 0.85 and sc["miou"] > 0.5, sc
+    assert sc["pixel_acc"] > 0.82 and sc["miou"] > 0.5, sc

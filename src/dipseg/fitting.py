@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .colour import colour_logits, coverage_weight, lab_pixels
 from .labels import IGNORE, labelled_classes, validate_image, validate_labels
 from .network import NetworkConfig, SkipNet
 from .refine import box_prior, downscale_labels, guided_filter, random_walk_refine
@@ -89,6 +90,21 @@ class FitConfig:
     refine_size : int or None
         Random-walk refinement runs at this longest side (None: full resolution), then is
         upsampled and snapped to the image's edges with the guided filter.
+    colour_weight : float
+        Weight of a per-class colour model (a Gaussian mixture over CIELAB fitted to each
+        class's labelled pixels, see :func:`dipseg.colour.colour_logits`) added to the
+        logits before the refinement; 0 disables it. It carries appearance to parts of an
+        object far from its labels, as GrabCut's colour models do.
+    colour_coverage : bool
+        Scale ``colour_weight`` by :func:`dipseg.colour.coverage_weight`: trust the colour
+        models less when each class's labels sit in a few compact spots.
+    colour_floor : float or None
+        Log-density floor (nats) of every class's model, so colours that no class's labels
+        show do not favour any class; None for none.
+    colour_clip : float
+        Bound (nats) on each class's centred colour log-likelihood.
+    colour_components : int
+        Mixture components per class.
     quick_preview : bool
         With a callback, first send (as iteration 0) a preview that needs no network: the
         labels diffused along image edges under the box prior, in milliseconds.
@@ -125,6 +141,11 @@ class FitConfig:
     refine_strength: float = 1e-5
     refine_beta: float = 25_000.0
     refine_size: int | None = 256
+    colour_weight: float = 0.0
+    colour_coverage: bool = True
+    colour_floor: float | None = -4.0
+    colour_clip: float = 10.0
+    colour_components: int = 5
     quick_preview: bool = True
     early_stop: bool = False
     early_stop_tol: float = 0.005
@@ -141,6 +162,11 @@ class FitConfig:
             raise ValueError(f"working_size must be >= 16 or None, got {self.working_size}")
         if self.refine not in REFINERS:
             raise ValueError(f"refine must be one of {REFINERS}, got {self.refine!r}")
+        if self.colour_weight < 0 or self.colour_clip <= 0 or self.colour_components < 1:
+            raise ValueError(
+                "colour_weight must be >= 0, colour_clip > 0 and colour_components >= 1, got "
+                f"{self.colour_weight}, {self.colour_clip}, {self.colour_components}"
+            )
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
 
@@ -504,7 +530,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     # statistics of this one image), as in the official DIP code: that is what the fit saw.
     with torch.no_grad():
         _, logits = model(net_input)
-    prob = _full_resolution(image, labels, class_ids, logits, cfg)
+    prob = _full_resolution(image, labels, class_ids, logits, cfg, seed)
     classes = class_ids[prob.argmax(-1)]
     # The user's labels are ground truth where they exist.
     seeded = labels != IGNORE
@@ -525,15 +551,21 @@ def _quick_preview(image_t: torch.Tensor, labels, class_ids, cfg: FitConfig) -> 
     return class_ids[prob.argmax(-1)]
 
 
-def _probs_at(logits: torch.Tensor, shape: tuple[int, int], labels, class_ids, cfg: FitConfig) -> np.ndarray:
-    """Softmax of the (box-prior-adjusted) logits, bilinearly resized to ``shape``, (h, w, k)."""
+def _probs_at(logits: torch.Tensor, image: np.ndarray, labels, class_ids, cfg: FitConfig, seed: int) -> np.ndarray:
+    """Softmax of the logits resized to ``image``'s size plus the box and colour priors, (h, w, k)."""
+    shape = image.shape[:2]
     up = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False) if logits.shape[-2:] != shape else logits
+    up = up[0].cpu().numpy()
     if cfg.box_prior > 0:
-        up = up + torch.from_numpy(box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior, cfg.box_falloff))[None].to(up.device)
-    return torch.softmax(up, 1)[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+        up = up + box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior, cfg.box_falloff)
+    if cfg.colour_weight > 0:
+        weight = cfg.colour_weight * (coverage_weight(labels, class_ids) if cfg.colour_coverage else 1.0)
+        up = up + weight * colour_logits(lab_pixels(image), downscale_labels(labels, shape), class_ids,
+                                         cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
+    return torch.softmax(torch.from_numpy(up), 0).permute(1, 2, 0).numpy().astype(np.float32)
 
 
-def _full_resolution(image, labels, class_ids, logits, cfg: FitConfig) -> np.ndarray:
+def _full_resolution(image, labels, class_ids, logits, cfg: FitConfig, seed: int) -> np.ndarray:
     """Class probabilities at the image's resolution, refined as ``cfg.refine`` says."""
     H, W = image.shape[:2]
     guide = None
@@ -542,7 +574,7 @@ def _full_resolution(image, labels, class_ids, logits, cfg: FitConfig) -> np.nda
 
         rs = working_shape((H, W), cfg.refine_size)
         small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
-        prob = _probs_at(logits, rs, labels, class_ids, cfg)
+        prob = _probs_at(logits, small, labels, class_ids, cfg, seed)
         prob = random_walk_refine(small, prob, downscale_labels(labels, rs), class_ids,
                                   cfg.refine_strength, cfg.refine_beta)
         if rs == (H, W):
@@ -551,7 +583,7 @@ def _full_resolution(image, labels, class_ids, logits, cfg: FitConfig) -> np.nda
         prob = prob[..., None] if prob.ndim == 2 else prob
         guide = True
     else:
-        prob = _probs_at(logits, (H, W), labels, class_ids, cfg)
+        prob = _probs_at(logits, image, labels, class_ids, cfg, seed)
     if cfg.refine == "guided" or guide:
         prob = guided_filter(image.astype(np.float32) / 255.0, np.ascontiguousarray(prob), cfg.refine_radius, cfg.refine_eps)
         prob = np.clip(prob, 0, None)

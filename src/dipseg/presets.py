@@ -60,11 +60,13 @@ PRESETS: dict[str, Preset] = {
             input="noise+image+xy",
             pairwise_weight=1.0,
             box_prior=3.0,
+            colour_weight=6.0,
             refine="random-walk",
         ),
         "Default. Noise plus image and coordinates as input, an appearance-weighted pairwise "
         "loss, a box prior around each class's labels, 96 px working size, 100 steps, then a "
-        "random walker seeded by the labels that uses the network's probabilities as a prior.",
+        "random walker seeded by the labels that uses the network's probabilities, plus "
+        "per-class colour models, as a prior.",
     ),
 }
 
