@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from dipseg.colour import colour_logits, coverage_weight, lab_pixels
+from dipseg.baselines import lab_features
+from dipseg.colour import colour_logits, coverage_weight
 from dipseg.labels import IGNORE
 
 
@@ -22,7 +23,7 @@ def test_each_pixel_prefers_the_class_of_its_colour():
     labels = np.full(gt.shape, IGNORE, np.int64)
     labels[5, 3:8] = 0  # one short stroke per class, far from most pixels
     labels[30, 30:35] = 1
-    feats, lab0 = lab_pixels(img), labels.copy()
+    feats, lab0 = lab_features(img), labels.copy()
     out = colour_logits(feats, labels, np.array([0, 1]), clip=10.0, floor=None)
     assert out.shape == (2, 40, 40) and out.dtype == np.float32
     assert ((out[1] > out[0]) == (gt == 1)).mean() > 0.99
@@ -37,7 +38,7 @@ def test_floor_silences_colours_no_class_has():
     labels = np.full(gt.shape, IGNORE, np.int64)
     labels[5, 3:8] = 0
     labels[30, 30:35] = 1
-    feats = lab_pixels(img)
+    feats = lab_features(img)
     free = colour_logits(feats, labels, np.array([0, 1]), clip=50.0, floor=None)
     floored = colour_logits(feats, labels, np.array([0, 1]), clip=50.0, floor=-4.0)
     band = np.s_[:, 17:23]
@@ -49,8 +50,8 @@ def test_floor_silences_colours_no_class_has():
 def test_same_seed_same_models():
     img, gt = _two_colours()
     labels = np.where(np.random.default_rng(1).random(gt.shape) < 0.05, gt, IGNORE)
-    a = colour_logits(lab_pixels(img), labels, np.array([0, 1]), seed=3)
-    b = colour_logits(lab_pixels(img), labels, np.array([0, 1]), seed=3)
+    a = colour_logits(lab_features(img), labels, np.array([0, 1]), seed=3)
+    b = colour_logits(lab_features(img), labels, np.array([0, 1]), seed=3)
     np.testing.assert_array_equal(a, b)
 
 
@@ -73,6 +74,6 @@ def test_few_labelled_pixels_still_give_a_model(n):
     labels = np.full(gt.shape, IGNORE, np.int64)
     labels[5, 3 : 3 + n] = 0
     labels[30, 30 : 30 + n] = 1
-    out = colour_logits(lab_pixels(img), labels, np.array([0, 1]))
+    out = colour_logits(lab_features(img), labels, np.array([0, 1]))
     assert np.isfinite(out).all()
     assert ((out[1] > out[0]) == (gt == 1)).mean() > 0.95

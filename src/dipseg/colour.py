@@ -21,13 +21,6 @@ MAX_SAMPLES = 4000
 """Pixels per class used to fit its mixture (a random subset beyond this)."""
 
 
-def lab_pixels(image: np.ndarray) -> np.ndarray:
-    """CIELAB colours of ``image`` (H, W, 3) uint8 on a roughly unit scale, (H, W, 3) float64."""
-    from .baselines import lab_features
-
-    return lab_features(image)
-
-
 def _fit_gmm(x: np.ndarray, components: int, seed: int):
     from sklearn.mixture import GaussianMixture
 
@@ -59,7 +52,7 @@ def colour_logits(
     Parameters
     ----------
     features : (H, W, 3) float
-        Per-pixel colour features (see :func:`lab_pixels`).
+        Per-pixel colour features, e.g. CIELAB / 100 from :func:`dipseg.baselines.lab_features`.
     labels : (H, W) int
         Sparse labels at the same resolution: ``IGNORE`` or a value of ``class_ids``.
     class_ids : (k,) int

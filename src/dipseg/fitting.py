@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .colour import colour_logits, coverage_weight, lab_pixels
+from .colour import colour_logits, coverage_weight
 from .labels import IGNORE, labelled_classes, validate_image, validate_labels
 from .network import NetworkConfig, SkipNet
 from .refine import box_prior, downscale_labels, guided_filter, random_walk_refine
@@ -559,8 +559,10 @@ def _probs_at(logits: torch.Tensor, image: np.ndarray, labels, class_ids, cfg: F
     if cfg.box_prior > 0:
         up = up + box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior, cfg.box_falloff)
     if cfg.colour_weight > 0:
+        from .baselines import lab_features
+
         weight = cfg.colour_weight * (coverage_weight(labels, class_ids) if cfg.colour_coverage else 1.0)
-        up = up + weight * colour_logits(lab_pixels(image), downscale_labels(labels, shape), class_ids,
+        up = up + weight * colour_logits(lab_features(image), downscale_labels(labels, shape), class_ids,
                                          cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
     return torch.softmax(torch.from_numpy(up), 0).permute(1, 2, 0).numpy().astype(np.float32)
 
