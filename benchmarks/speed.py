@@ -32,12 +32,12 @@ def _paper_worker(method, root, split, start, threads, steps, conn) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    from dipseg.bench import label_seed
-    from dipseg.datasets import open_dataset
-    from dipseg.fitting import gflop_per_step
-    from dipseg.labels import sample_labels
-    from dipseg.methods import segment
-    from dipseg.presets import get_preset
+    from dipseg.eval.specs import label_seed
+    from dipseg.eval.datasets import open_dataset
+    from dipseg.dip.build import gflop_per_step
+    from dipseg.samplers import sample_labels
+    from dipseg.api import segment
+    from dipseg.dip.presets import get_preset
 
     ds = open_dataset("voc", root, split)
     s = ds.load(ds.ids[start])
@@ -59,13 +59,13 @@ def _worker(method: str, root: str, split: str, limit: int, start: int, threads:
     import torch
 
     torch.set_num_threads(threads)
-    from dipseg.bench import label_seed
-    from dipseg.datasets import open_dataset
-    from dipseg.fitting import gflop_per_step
-    from dipseg.labels import sample_labels
-    from dipseg.methods import parse_method, segment
-    from dipseg.metrics import confusion_matrix, scores
-    from dipseg.presets import get_preset
+    from dipseg.eval.specs import label_seed
+    from dipseg.eval.datasets import open_dataset
+    from dipseg.dip.build import gflop_per_step
+    from dipseg.samplers import sample_labels
+    from dipseg.api import parse_method, segment
+    from dipseg.eval.metrics import confusion_matrix, scores
+    from dipseg.dip.presets import get_preset
 
     name, preset = parse_method(method)
     ds = open_dataset("voc", root, split)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dipseg.baselines import BASELINES, grabcut, nearest_seed, random_walker, trainable
+from dipseg.api import METHODS as ALL_METHODS
+from dipseg.baselines import grabcut, nearest_seed, random_walker, trainable
 from dipseg.labels import IGNORE
 
+BASELINES = {name: m.function() for name, m in ALL_METHODS.items() if not m.is_dipseg}
 METHODS = sorted(BASELINES)
 
 COLOURS = np.array([[40, 60, 170], [220, 190, 60], [60, 170, 70]], dtype=np.float64)

@@ -3,23 +3,19 @@ import pytest
 from PIL import Image
 
 from dipseg.io import (
-    PALETTE,
     InputError,
-    colourize,
+    TooLargeError,
+    UnsupportedFormatError,
+    decode_image,
     overlay,
     read_image,
+    read_index_png,
     read_labels,
-    voc_palette,
     write_labels,
     write_mask,
 )
 from dipseg.labels import IGNORE
-
-
-def test_palette_matches_voc():
-    p = voc_palette()
-    assert tuple(p[0]) == (0, 0, 0) and tuple(p[1]) == (128, 0, 0) and tuple(p[15]) == (192, 128, 128)
-    assert tuple(p[255]) == (224, 224, 192)
+from dipseg.palette import PALETTE, colourize
 
 
 def _labels():
@@ -122,3 +118,31 @@ def test_mask_and_overlay(tmp_path):
     ov = overlay(img, classes, lab)
     assert ov.shape == (8, 9, 3) and ov.dtype == np.uint8
     assert tuple(ov[4, 2]) == (0, 0, 0) and tuple(ov[3, 2]) == (255, 255, 255)
+
+
+def test_decode_image_refuses_bombs_non_images_and_tiny_images(tmp_path):
+    from io import BytesIO
+
+    buf = BytesIO()
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(buf, format="PNG")
+    data = buf.getvalue()
+    assert decode_image(data).shape == (40, 50, 3)
+    with pytest.raises(TooLargeError, match="more than the limit of 100"):
+        decode_image(data, max_pixels=100)
+    with pytest.raises(UnsupportedFormatError, match="not an image"):
+        decode_image(b"hello, not an image")
+    with pytest.raises(UnsupportedFormatError):
+        decode_image(data, formats=["JPEG"])  # a PNG when only JPEG is allowed
+    buf = BytesIO()
+    Image.fromarray(np.zeros((1, 50, 3), np.uint8)).save(buf, format="PNG")
+    with pytest.raises(InputError, match="at least 2x2"):
+        decode_image(buf.getvalue())
+
+
+def test_read_index_png_wants_palette_or_grayscale(tmp_path):
+    write_labels(tmp_path / "gt.png", np.array([[0, 1], [IGNORE, 2]]))
+    np.testing.assert_array_equal(read_index_png(tmp_path / "gt.png"), [[0, 1], [255, 2]])
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(InputError, match="expected an index image"):
+        read_index_png(tmp_path / "rgb.png")
+

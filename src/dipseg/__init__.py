@@ -6,18 +6,28 @@ The library API is deliberately narrow::
     seg = dipseg.segment(image, labels)          # image (H,W,3) uint8, labels (H,W) int, -1 unlabelled
     seg.classes                                  # (H,W) int64 class map
 
-See :func:`dipseg.segment`, :mod:`dipseg.labels` (samplers), :mod:`dipseg.io` (files).
+Layers, bottom to top (nothing imports upward):
+
+* core: :mod:`dipseg.labels` (the label convention), :mod:`dipseg.samplers`,
+  :mod:`dipseg.features`, :mod:`dipseg.palette`, :mod:`dipseg.io`, and :mod:`dipseg.dip`
+  (the network, its configs and presets, the fit);
+* :mod:`dipseg.baselines` -- GrabCut, random walker, trainable classifier;
+* :mod:`dipseg.api` -- :func:`segment` and the one :data:`METHODS` registry;
+* :mod:`dipseg.eval` -- datasets, metrics and the benchmark;
+* interfaces: :mod:`dipseg.cli` and :mod:`dipseg.web`.
 """
 
 __version__ = "0.1.0"
 
-from .labels import IGNORE, sample_blobs, sample_labels, sample_uniform  # noqa: E402
-from .methods import Segmentation, available_methods, segment  # noqa: E402
-from .presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from .api import METHODS, Segmentation, available_methods, segment  # noqa: E402
+from .dip.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from .labels import IGNORE  # noqa: E402
+from .samplers import sample_blobs, sample_labels, sample_uniform  # noqa: E402
 
 __all__ = [
     "IGNORE",
     "DEFAULT_PRESET",
+    "METHODS",
     "PRESETS",
     "Segmentation",
     "available_methods",

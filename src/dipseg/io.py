@@ -9,79 +9,130 @@ Label files come in two formats:
   colour of its class. In RGBA images a pixel with alpha below 128 is unlabelled
   (transparent, including black with alpha 0). In RGB images the VOC void colour
   ``(224, 224, 192)`` is unlabelled, and black is class 0 (background), as in VOC.
+
+Every decoder here is bomb-safe: the pixel count is checked against ``max_pixels`` from
+the header, before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .labels import IGNORE, VOID, validate_labels
+from .palette import PALETTE, UNLABELLED_RGB, VOC_CLASSES, colourize, save_palette_png
 
-VOC_CLASSES: tuple[str, ...] = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-    "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
+__all__ = [
+    "DEFAULT_MAX_PIXELS", "InputError", "TooLargeError", "UnsupportedFormatError", "PALETTE", "VOC_CLASSES",
+    "colourize", "colours_to_labels", "decode_image", "labels_from_image", "open_image", "overlay",
+    "read_image", "read_index_png", "read_labels", "write_labels", "write_mask", "write_rgb",
+]
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
 """Largest image accepted by default (pixels); protects memory from huge or bomb files."""
-
-UNLABELLED_RGB = (224, 224, 192)
-"""VOC's void colour; unlabelled in RGB scribble files."""
 
 
 class InputError(ValueError):
     """A user-supplied file or value cannot be used; the message says why and what to do."""
 
 
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The Pascal VOC colour map (bit-interleaved), shape ``(n, 3)`` uint8."""
-    palette = np.zeros((n, 3), dtype=np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette
+class TooLargeError(InputError):
+    """An image has more pixels (or bytes) than the configured limit."""
 
 
-PALETTE = voc_palette()
+class UnsupportedFormatError(InputError):
+    """The data is not an image in a format that is read here."""
 
 
-def _open(path: str | os.PathLike, what: str, max_pixels: int | None) -> Image.Image:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"{what} path is a folder, not a file: {path}")
+def open_image(
+    source: str | os.PathLike | bytes,
+    what: str = "image",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    formats: list[str] | None = None,
+) -> Image.Image:
+    """Open and fully decode an image file or bytes, refusing pixel bombs before decoding.
+
+    Parameters
+    ----------
+    source : path-like or bytes
+        A file, or the encoded bytes of one (an upload).
+    what : str
+        What the image is, for messages (``"image"``, ``"label"``, ...).
+    max_pixels : int or None
+        Largest accepted ``width * height``; checked from the header.
+    formats : list of str, optional
+        PIL format names to try (all of PIL's when None).
+
+    Returns
+    -------
+    PIL.Image.Image
+        A detached, loaded copy (no file handle stays open).
+
+    Raises
+    ------
+    InputError
+        Missing file or folder (:class:`InputError`), not an image
+        (:class:`UnsupportedFormatError`), more than ``max_pixels`` (:class:`TooLargeError`),
+        truncated or corrupt (:class:`InputError`).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, fp = f"the uploaded {what}", BytesIO(bytes(source))
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{what} file not found: {path}")
+        if path.is_dir():
+            raise InputError(f"{what} path is a folder, not a file: {path}")
+        name, fp = f"{what} {path}", path
     try:
         with warnings.catch_warnings():
-            # PIL warns (or raises) about huge images; we check the size ourselves below
+            # PIL warns (or raises) about huge images; the size is checked here, below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot read {what} {path}: not an image file PIL understands ({exc.__class__.__name__})") from None
+            img = Image.open(fp, formats=formats)
+    except Image.DecompressionBombError:
+        raise TooLargeError(f"{name} has more pixels than the limit of {max_pixels}; resize it or raise --max-pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UnsupportedFormatError(
+            f"cannot read {name}: not an image file PIL understands ({exc.__class__.__name__})") from None
     with img:
         w, h = img.size
         if max_pixels is not None and w * h > max_pixels:
-            raise InputError(
-                f"{what} {path} is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}; "
+            raise TooLargeError(
+                f"{name} is {w}x{h} = {w * h} pixels, more than the limit of {max_pixels}; "
                 "resize it or raise --max-pixels"
             )
         try:
-            img.load()
-            # a detached copy, so no file handle outlives this call
-            return img.copy()
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise InputError(f"cannot read {what} {path}: the file is truncated or corrupt ({exc})") from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img.load()
+                # a detached copy, so no file handle outlives this call
+                return img.copy()
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise InputError(f"cannot read {name}: the file is truncated or corrupt ({exc})") from None
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """A decoded PIL image as ``(H, W, 3) uint8`` RGB (alpha dropped, gray expanded)."""
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def decode_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, formats: list[str] | None = None) -> np.ndarray:
+    """Decode the bytes of an image file (an upload) to ``(H, W, 3) uint8`` RGB.
+
+    Raises
+    ------
+    InputError
+        See :func:`open_image`; also an image smaller than 2x2.
+    """
+    img = open_image(data, "image", max_pixels, formats)
+    if min(img.size) < 2:
+        raise InputError(f"the image is {img.size[0]}x{img.size[1]} pixels; it must be at least 2x2")
+    return to_rgb(img)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -92,8 +143,21 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     InputError
         Missing, unreadable or larger than ``max_pixels``.
     """
-    img = _open(path, "image", max_pixels)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    return to_rgb(open_image(path, "image", max_pixels))
+
+
+def read_index_png(path: str | os.PathLike, what: str = "ground truth", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Pixel values (palette indices, not colours) of a palette or grayscale image, ``(H, W) int64``.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or an image that is not palette (``P``) or grayscale (``L``).
+    """
+    img = open_image(path, what, max_pixels)
+    if img.mode not in ("P", "L"):
+        raise InputError(f"{what} {path} has image mode {img.mode}; expected an index image (palette P or grayscale L)")
+    return np.asarray(img, dtype=np.int64).copy()
 
 
 def colours_to_labels(rgb: np.ndarray, alpha: np.ndarray | None = None, num_classes: int = 256) -> np.ndarray:
@@ -141,6 +205,52 @@ def colours_to_labels(rgb: np.ndarray, alpha: np.ndarray | None = None, num_clas
     return labels
 
 
+def labels_from_image(img: Image.Image, num_classes: int = len(VOC_CLASSES), where: str = "label file") -> np.ndarray:
+    """Sparse labels from a decoded label image (index PNG or colour scribbles, see module doc).
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+        Mode ``P``, ``L``, ``I`` or ``I;16`` (index: value = class, 255 = unlabelled), or
+        ``RGB``, ``RGBA``, ``LA``, ``PA`` (VOC colours; transparent or void colour = unlabelled).
+    num_classes : int
+        Valid classes are ``0 .. num_classes-1``.
+    where : str
+        Names the source in messages.
+
+    Returns
+    -------
+    ndarray (H, W) int64
+        Class index per pixel, ``IGNORE`` where unlabelled (not validated: see :func:`read_labels`).
+
+    Raises
+    ------
+    InputError
+        An unsupported image mode, or a colour that is not a class colour.
+    """
+    if img.mode in ("P", "L", "I", "I;16"):
+        values = np.asarray(img, dtype=np.int64)
+        return np.where(values == VOID, IGNORE, values)
+    if img.mode in ("RGB", "RGBA", "LA", "PA"):
+        if img.mode in ("LA", "PA"):
+            img = img.convert("RGBA")
+        arr = np.asarray(img)
+        alpha = arr[..., 3] if img.mode == "RGBA" else None
+        return colours_to_labels(arr[..., :3], alpha, num_classes)
+    raise InputError(f"{where} has image mode {img.mode}; save it as a palette, grayscale or RGB(A) PNG")
+
+
+def check_labels(labels: np.ndarray, shape: tuple[int, int] | None, num_classes: int, where: str) -> np.ndarray:
+    """:func:`dipseg.labels.validate_labels` with the file named and the unlabelled value explained."""
+    try:
+        return validate_labels(labels, shape=shape, num_classes=num_classes)
+    except ValueError as exc:
+        msg = str(exc)
+        if "is not a class" in msg:
+            msg += "; in index PNGs 255 marks unlabelled pixels"
+        raise InputError(f"{where}: {msg}") from None
+
+
 def read_labels(
     path: str | os.PathLike,
     shape: tuple[int, int] | None = None,
@@ -156,6 +266,7 @@ def read_labels(
         The image's shape; a label map of another size is an error.
     num_classes : int
         Valid classes are ``0 .. num_classes-1`` (21 for VOC).
+    max_pixels : int or None
 
     Returns
     -------
@@ -167,31 +278,9 @@ def read_labels(
     InputError
         Unreadable file, wrong size, a value or colour that is not a class, or nothing labelled.
     """
-    img = _open(path, "label", max_pixels)
-    if img.mode in ("P", "L", "I", "I;16"):
-        values = np.asarray(img, dtype=np.int64)
-        labels = np.where(values == VOID, IGNORE, values)
-    elif img.mode in ("RGB", "RGBA", "LA", "PA"):
-        if img.mode in ("LA", "PA"):
-            img = img.convert("RGBA")
-        arr = np.asarray(img)
-        alpha = arr[..., 3] if img.mode == "RGBA" else None
-        labels = colours_to_labels(arr[..., :3], alpha, num_classes)
-    else:
-        raise InputError(f"label file {path} has image mode {img.mode}; save it as a palette, grayscale or RGB(A) PNG")
-    try:
-        return validate_labels(labels, shape=shape, num_classes=num_classes)
-    except ValueError as exc:
-        msg = str(exc)
-        if "is not a class" in msg:
-            msg += "; in index PNGs 255 marks unlabelled pixels"
-        raise InputError(f"label file {path}: {msg}") from None
-
-
-def _palette_image(index: np.ndarray) -> Image.Image:
-    img = Image.fromarray(index.astype(np.uint8), mode="P")
-    img.putpalette(PALETTE.ravel().tolist())
-    return img
+    where = f"label file {path}"
+    labels = labels_from_image(open_image(path, "label", max_pixels), num_classes, where)
+    return check_labels(labels, shape, num_classes, where)
 
 
 def write_mask(path: str | os.PathLike, classes: np.ndarray) -> Path:
@@ -199,10 +288,7 @@ def write_mask(path: str | os.PathLike, classes: np.ndarray) -> Path:
     classes = np.asarray(classes)
     if classes.ndim != 2 or classes.min(initial=0) < 0 or classes.max(initial=0) > 254:
         raise ValueError(f"class map must be (H, W) with values 0..254, got shape {classes.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _palette_image(classes).save(path)
-    return path
+    return save_palette_png(path, classes)
 
 
 def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
@@ -211,16 +297,7 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
     out = np.where(labels == IGNORE, VOID, labels)
     if out.min(initial=0) < 0 or out.max(initial=0) > 255:
         raise ValueError("labels must be IGNORE or 0..254 to be written as a PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _palette_image(out).save(path)
-    return path
-
-
-def colourize(index: np.ndarray) -> np.ndarray:
-    """VOC colours for a class map ``(H, W)`` -> ``(H, W, 3) uint8`` (IGNORE shown as void colour)."""
-    index = np.asarray(index)
-    return PALETTE[np.where(index < 0, VOID, index).astype(np.int64) % 256]
+    return save_palette_png(path, out)
 
 
 def overlay(

@@ -1,0 +1,252 @@
+"""The library's one entry point: :func:`segment`, for DIPSEG and every baseline alike.
+
+``segment(image, labels, method=...)`` takes the same arrays whatever the method and
+returns a :class:`Segmentation` that carries its method, configuration, seed and version.
+:data:`METHODS` is the one registry of method names: ``dipseg`` and its variants (such as
+``dipseg-norgb``, the poster's ablation without the RGB term), each optionally with a
+preset as ``dipseg:paper``; ``grabcut``, ``random-walker`` and ``trainable``
+(:mod:`dipseg.baselines`). Heavy modules (torch, OpenCV) are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+
+from . import __version__
+from .dip.config import config_dict, given
+from .dip.presets import DEFAULT_PRESET, get_preset
+from .labels import labelled_classes, validate_image, validate_labels
+
+if TYPE_CHECKING:
+    from .dip.fit import Callback, FitState
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named segmentation method of :data:`METHODS`.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"dipseg", "baseline"}
+        DIPSEG methods take a preset and :class:`~dipseg.dip.config.FitConfig` overrides.
+    description : str
+    fit_overrides : mapping
+        DIPSEG variants: fit settings fixed by the variant (``dipseg-norgb``: ``rgb_weight=0``).
+    target : str
+        Baselines: ``"module:function"`` of the implementation, imported on first use.
+    """
+
+    name: str
+    kind: str
+    description: str
+    fit_overrides: Mapping[str, Any] = field(default_factory=dict)
+    target: str | None = None
+
+    @property
+    def is_dipseg(self) -> bool:
+        return self.kind == "dipseg"
+
+    def function(self) -> Callable[..., np.ndarray]:
+        """The baseline's function ``f(image, labels, *, seed, **options)``."""
+        if self.target is None:
+            raise ValueError(f"{self.name} is a DIPSEG method; call dipseg.segment")
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+METHODS: Mapping[str, Method] = MappingProxyType({
+    "dipseg": Method("dipseg", "dipseg", "DIPSEG with a preset (default: the fast preset)"),
+    "dipseg-norgb": Method(
+        "dipseg-norgb", "dipseg", "DIPSEG without the RGB reconstruction loss (the poster's ablation)",
+        MappingProxyType({"rgb_weight": 0.0}),
+    ),
+    "grabcut": Method("grabcut", "baseline", "OpenCV GrabCut from seeds, one-vs-rest",
+                      target="dipseg.baselines.grabcut:grabcut"),
+    "random-walker": Method("random-walker", "baseline", "scikit-image's random walker on smoothed CIELAB",
+                            target="dipseg.baselines.random_walker:random_walker"),
+    "trainable": Method("trainable", "baseline", "a random forest on multi-scale pixel features",
+                        target="dipseg.baselines.trainable:trainable"),
+})
+"""Every method name :func:`segment` accepts (DIPSEG ones also as ``NAME:PRESET``)."""
+
+DIPSEG_METHODS = tuple(name for name, m in METHODS.items() if m.is_dipseg)
+
+
+@dataclass
+class Segmentation:
+    """A segmentation and everything needed to reproduce it.
+
+    Attributes
+    ----------
+    classes : ndarray (H, W) int64
+        Class id per pixel; only labelled classes occur.
+    probabilities : ndarray (H, W, k) float32 or None
+        Per-class probabilities in the order of ``class_ids`` (DIPSEG only).
+    class_ids : ndarray (k,) int64
+        The labelled classes.
+    method, preset : str
+    seed : int
+    seconds : float
+        Wall time of the call.
+    config : dict
+        The full configuration (JSON-serialisable).
+    version : str
+        dipseg version.
+    info : dict
+        Method-specific details (iterations run, why the fit stopped, last losses).
+    message : str or None
+        A note for the user (e.g. only one class labelled).
+    """
+
+    classes: np.ndarray
+    probabilities: np.ndarray | None
+    class_ids: np.ndarray
+    method: str
+    preset: str | None
+    seed: int
+    seconds: float
+    config: dict[str, Any]
+    version: str = __version__
+    info: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    state: "FitState | None" = field(default=None, repr=False)
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-serialisable description (everything but the arrays)."""
+        return {
+            "method": self.method,
+            "preset": self.preset,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 4),
+            "class_ids": [int(c) for c in self.class_ids],
+            "config": self.config,
+            "version": self.version,
+            "info": self.info,
+            "message": self.message,
+        }
+
+
+def parse_method(method: str, preset: str | None = None) -> tuple[str, str | None]:
+    """Split ``"dipseg:paper"`` into ``("dipseg", "paper")`` and check both names.
+
+    Raises
+    ------
+    ValueError
+        Unknown method or preset.
+    """
+    name, _, suffix = method.partition(":")
+    m = METHODS.get(name)
+    if m is not None and m.is_dipseg:
+        chosen = suffix or preset or DEFAULT_PRESET
+        get_preset(chosen)
+        return name, chosen
+    if m is not None and not suffix:
+        return name, None
+    known = ", ".join(METHODS)
+    raise ValueError(f"unknown method {method!r}; choose one of: {known} (DIPSEG takes a preset as dipseg:NAME)")
+
+
+def available_methods() -> list[str]:
+    """Names accepted by :func:`segment`."""
+    return list(METHODS)
+
+
+def dipseg_config(method: str, preset: str, fit_overrides: dict[str, Any] | None = None):
+    """The preset of a DIPSEG method with the variant's and the caller's overrides applied.
+
+    ``None`` overrides are dropped (:func:`dipseg.dip.config.given`); a variant's own
+    settings (``dipseg-norgb``: ``rgb_weight=0``) win over the caller's.
+
+    Returns
+    -------
+    Preset
+
+    Raises
+    ------
+    ValueError
+        Not a DIPSEG method, unknown preset, or an override that is not a FitConfig field
+        or has a bad value.
+    """
+    m = METHODS.get(method)
+    if m is None or not m.is_dipseg:
+        raise ValueError(f"{method!r} is not a DIPSEG method; choose one of: {', '.join(DIPSEG_METHODS)}")
+    overrides = given(fit_overrides) | dict(m.fit_overrides)
+    try:
+        return get_preset(preset).with_fit(**overrides)
+    except TypeError as exc:
+        raise ValueError(f"bad DIPSEG option: {exc}") from None
+
+
+def segment(
+    image: np.ndarray,
+    labels: np.ndarray,
+    method: str = "dipseg",
+    *,
+    preset: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    callback: Callback | None = None,
+    preview_every: int | None = None,
+    warm_start: FitState | None = None,
+    threads: int | None = None,
+    **fit_overrides: Any,
+) -> Segmentation:
+    """Segment ``image`` from sparse ``labels`` with any method.
+
+    Parameters
+    ----------
+    image : ndarray (H, W, 3) uint8
+    labels : ndarray (H, W) int
+        Class index at labelled pixels, ``IGNORE`` (-1) elsewhere.
+    method : str
+        ``dipseg``, ``dipseg-norgb``, ``dipseg:PRESET``, ``grabcut``, ``random-walker``
+        or ``trainable``.
+    preset : str, optional
+        DIPSEG preset (default :data:`dipseg.dip.presets.DEFAULT_PRESET`).
+    seed : int
+    device : {"auto", "cpu", "cuda"}
+        DIPSEG only; baselines run on the CPU.
+    callback, preview_every, warm_start, threads
+        See :func:`dipseg.dip.fit.fit` (DIPSEG only).
+    **fit_overrides
+        :class:`dipseg.dip.config.FitConfig` fields to override, e.g. ``iterations=100``
+        (``None`` values keep the preset's).
+
+    Returns
+    -------
+    Segmentation
+    """
+    name, preset_name = parse_method(method, preset)
+    image = validate_image(image)
+    labels = validate_labels(labels, shape=image.shape[:2])
+    message = None
+    if len(labelled_classes(labels)) == 1:
+        message = f"only class {int(labelled_classes(labels)[0])} is labelled: every pixel gets that class"
+    t0 = time.perf_counter()
+    if METHODS[name].is_dipseg:
+        from .dip.fit import fit
+
+        p = dipseg_config(name, preset_name, fit_overrides)
+        res = fit(
+            image, labels, p.network, p.fit, seed=seed, device=device, callback=callback,
+            preview_every=preview_every, warm_start=warm_start, threads=threads,
+        )
+        info = {"iterations": res.iterations, "stopped": res.stopped, "losses": res.losses}
+        return Segmentation(
+            res.classes, res.probabilities, res.class_ids, name, preset_name, seed,
+            time.perf_counter() - t0, config_dict(p.network, p.fit), info=info, message=message, state=res.state,
+        )
+    if given(fit_overrides):
+        raise ValueError(f"method {name!r} takes no DIPSEG options, got {sorted(given(fit_overrides))}")
+    classes = METHODS[name].function()(image, labels, seed=seed)
+    return Segmentation(
+        np.asarray(classes, dtype=np.int64), None, labelled_classes(labels), name, None, seed,
+        time.perf_counter() - t0, {"method": name}, message=message,
+    )

@@ -1,0 +1,5 @@
+"""``python -m dipseg.cli`` runs the ``dipseg`` command."""
+
+from .main import main
+
+main()

@@ -1,0 +1,86 @@
+"""``dipseg bench``: the command-line front of :func:`dipseg.eval.runner.run_bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .common import fail, user_errors
+
+
+def bench_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="voc, grabcut or camvid."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Dataset folder (default: ../shared/data/<dataset> or $DIPSEG_<DATASET>_ROOT)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split list, e.g. val (the dataset's default if omitted)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images of the split."),
+    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated: dipseg, dipseg-norgb, dipseg:PRESET, grabcut, random-walker, trainable."),
+    labels: List[str] = typer.Option(..., "--labels", "-l", help="SAMPLER:N1,N2,... pixels per class (uniform, blobs), or scribbles[:set-1,set-2] (GrabCut). Repeatable."),
+    seed: int = typer.Option(0, "--seed", "-s", help="First seed."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds: --seed, --seed+1, ..."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; rerun with the same folder to resume."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Local worker processes (default: one per core, 1 thread each)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (host:6379 or ray://host:10001); a local Ray instance if omitted."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (DIPSEG only; with ray, cuda requests a GPU per DIPSEG task)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="DIPSEG preset for methods given without :PRESET."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=0, help="Override the DIPSEG preset's steps."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads per worker (default: cores // workers; under ray: --cpus-per-task)."),
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", min=0.01, help="Ray: CPUs requested per job."),
+    gpus_per_task: float = typer.Option(1.0, "--gpus-per-task", min=0.0, help="Ray with --device cuda: GPUs per DIPSEG job (fractions share a GPU)."),
+    examples: int = typer.Option(4, "--examples", min=0, help="Images shown in examples.png (0: no figure)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Benchmark methods on a dataset with identical sparse labels; resumable.
+
+    Writes OUT/results.jsonl (one row per image, method, sampler, budget, seed),
+    summary.csv, summary.md, miou_vs_budget.png and examples.png.
+    """
+    from ..eval.runner import run_bench
+
+    written = [0]
+
+    def count(_row: dict) -> None:
+        written[0] += 1
+
+    try:
+        with user_errors():
+            report = run_bench(
+                dataset, methods, labels, out, root=root, split=split, limit=limit,
+                seeds=list(range(seed, seed + seeds)), executor=executor, workers=workers,
+                ray_address=ray_address, device=device, preset=preset,
+                fit_overrides={"iterations": iterations} if iterations is not None else None,
+                threads=threads, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+                examples=examples, progress=not quiet, on_row=count,
+                log=lambda msg: typer.echo(msg, err=True),
+            )
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        typer.echo(
+            f"\ninterrupted: {written[0]} new row(s) are safe in {out / 'results.jsonl'}; "
+            "rerun the same command to resume",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    except RuntimeError as exc:
+        fail(str(exc).splitlines()[0])
+
+    typer.echo((report.out / "summary.md").read_text().split("\n\n")[1])
+    typer.echo(
+        f"{report.jobs} jobs: {report.skipped} already done, {report.ran} run now, "
+        f"{len(report.failed)} failed, in {report.seconds:.1f} s"
+    )
+    if report.other_rows:
+        typer.echo(f"note: results.jsonl also holds {report.other_rows} row(s) of other sweeps (kept, not in this summary)")
+    for name, path in report.files.items():
+        typer.echo(f"  {name:12s} {path}")
+    if report.failed:
+        job, msg = report.failed[0]
+        typer.echo(
+            f"dipseg: error: {len(report.failed)} job(s) failed (first: {job.image} {job.method.label} "
+            f"{job.sampler}:{job.budget}: {msg}); rerun to retry them",
+            err=True,
+        )
+        raise typer.Exit(1)

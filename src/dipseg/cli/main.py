@@ -1,0 +1,46 @@
+"""The ``dipseg`` command: a Typer app with every command registered statically.
+
+Each command lives in its own module and is a thin layer over the library API; user
+errors end with one line on stderr and exit code 2 (:mod:`dipseg.cli.common`). Heavy
+modules (torch, OpenCV, FastAPI) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import bench, demo, info, sample, segment, serve
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Segment an image from a handful of labelled pixels with a Deep Image Prior.",
+    pretty_exceptions_enable=False,
+)
+
+app.command("segment")(segment.segment_cmd)
+app.command("sample")(sample.sample_cmd)
+app.command("demo")(demo.demo_cmd)
+app.command("bench")(bench.bench_cmd)
+app.command("serve")(serve.serve_cmd)
+app.command("presets")(info.presets_cmd)
+app.command("classes")(info.classes_cmd)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"dipseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version."),
+) -> None:
+    pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,229 @@
+"""The configuration of a DIPSEG fit: the network's shape and how one image is fitted.
+
+Both are small frozen dataclasses; named combinations live in :mod:`dipseg.dip.presets`.
+This module imports no torch, so presets and configs can be listed and validated
+without loading it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+INPUT_MODES = ("noise", "noise+image", "noise+image+xy")
+"""What the network sees: noise alone (the paper), or noise with the image (and pixel coordinates)."""
+
+REFINERS = ("none", "guided", "random-walk")
+"""Full-resolution refinements of the class probabilities."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Widths and options of the skip network.
+
+    Attributes
+    ----------
+    channels_down, channels_up, channels_skip : tuple of int
+        Channels per scale, from the finest to the coarsest; all three the same length
+        (the depth). ``channels_skip[i] = 0`` drops the skip branch at scale ``i``.
+    upsample : {"bilinear", "nearest"}
+    filter_size : int
+        Kernel size of the down and up 3x3 convolutions.
+    need_1x1_up : bool
+        Extra 1x1 conv after each up convolution (official default True).
+    """
+
+    channels_down: tuple[int, ...] = (128, 128, 128, 128, 128)
+    channels_up: tuple[int, ...] = (128, 128, 128, 128, 128)
+    channels_skip: tuple[int, ...] = (4, 4, 4, 4, 4)
+    upsample: str = "bilinear"
+    filter_size: int = 3
+    need_1x1_up: bool = True
+
+    def __post_init__(self) -> None:
+        depth = len(self.channels_down)
+        if depth < 1 or len(self.channels_up) != depth or len(self.channels_skip) != depth:
+            raise ValueError(
+                "channels_down, channels_up and channels_skip must have the same, non-zero length; got "
+                f"{len(self.channels_down)}, {len(self.channels_up)}, {len(self.channels_skip)}"
+            )
+        if self.upsample not in ("bilinear", "nearest"):
+            raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
+        if any(c < 1 for c in self.channels_down + self.channels_up) or any(c < 0 for c in self.channels_skip):
+            raise ValueError("channel counts must be positive (skip channels may be 0)")
+
+    @property
+    def depth(self) -> int:
+        return len(self.channels_down)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How one image is fitted.
+
+    Attributes
+    ----------
+    iterations : int
+        Adam steps (upper bound when ``early_stop`` is set).
+    lr : float
+        Adam learning rate (0.01 in the official DIP code).
+    rgb_weight : float
+        Weight of the RGB reconstruction MSE; 0 is the poster's "wo/RGB" ablation.
+    input_channels : int
+        Channels of the fixed uniform noise input (32 officially).
+    input_scale : float
+        Noise amplitude: uniform in ``[0, input_scale)`` (0.1 officially).
+    reg_noise_std : float
+        Std of the Gaussian jitter added to the input at every step (DIP's ``reg_noise_std``).
+    input : {"noise", "noise+image", "noise+image+xy"}
+        What the network sees: noise only (the paper), or noise with the image (and pixel
+        coordinates) concatenated.
+    working_size : int or None
+        Longest side of the working resolution; None fits at full resolution.
+    pairwise_weight : float
+        Weight of an appearance-weighted Potts term on the predicted probabilities
+        (a local version of Tang et al. 2018's CRF loss); 0 disables it.
+    pairwise_sigma : float
+        Colour bandwidth (0..1 RGB scale) of the pairwise weights.
+    class_balanced : bool
+        Average the CE per class first, so a class with many labelled pixels does not
+        drown one with few.
+    box_prior : float
+        Strength of the spatial prior that a class stays near the bounding box of its
+        labels (see :func:`dipseg.dip.priors.box_prior`), added to the logits; 0 disables it.
+    box_margin : float
+        Enlargement of each class's label box, as a fraction of its size per side.
+    box_falloff : float
+        Distance outside the box, as a fraction of the image's longest side, over which
+        the prior's penalty grows by ``box_prior`` nats.
+    refine : {"none", "guided", "random-walk"}
+        Full-resolution edge-aware refinement of the upsampled probabilities: a guided
+        filter, or a random walker that uses them as a prior.
+    refine_radius : int
+        Guided-filter radius in full-resolution pixels.
+    refine_eps : float
+        Guided-filter regulariser (on a 0..1 intensity scale).
+    refine_strength : float
+        Random-walk refinement: trust in the network's probabilities against the edges
+        (seeds spread about ``1/sqrt(strength)`` pixels before the prior takes over).
+    refine_beta : float
+        Random-walk refinement: edge sensitivity (see :func:`dipseg.features.edge_weights`).
+    refine_size : int or None
+        Random-walk refinement runs at this longest side (None: full resolution), then is
+        upsampled and snapped to the image's edges with the guided filter.
+    colour_weight : float
+        Weight of a per-class colour model (a Gaussian mixture over CIELAB fitted to each
+        class's labelled pixels, see :func:`dipseg.dip.colour.colour_logits`) added to the
+        logits before the refinement; 0 disables it. It carries appearance to parts of an
+        object far from its labels, as GrabCut's colour models do.
+    colour_coverage : bool
+        Scale ``colour_weight`` by :func:`dipseg.dip.colour.coverage_weight`: trust the colour
+        models less when each class's labels sit in a few compact spots.
+    colour_floor : float or None
+        Log-density floor (nats) of every class's model, so colours that no class's labels
+        show do not favour any class; None for none.
+    colour_clip : float
+        Bound (nats) on each class's centred colour log-likelihood.
+    colour_components : int
+        Mixture components per class.
+    quick_preview : bool
+        With a callback, first send (as iteration 0) a preview that needs no network: the
+        labels diffused along image edges under the box prior, in milliseconds.
+    early_stop : bool
+        Stop once every labelled pixel is predicted right and the working-resolution
+        prediction changed on fewer than ``early_stop_tol`` of pixels over the last check.
+    early_stop_tol : float
+        Fraction of pixels.
+    check_every : int
+        Iterations between early-stop checks (and the default preview interval).
+    """
+
+    iterations: int = 300
+    lr: float = 0.01
+    rgb_weight: float = 1.0
+    input_channels: int = 32
+    input_scale: float = 0.1
+    reg_noise_std: float = 1.0 / 30.0
+    input: str = "noise"
+    working_size: int | None = 160
+    pairwise_weight: float = 0.0
+    pairwise_sigma: float = 0.1
+    class_balanced: bool = True
+    box_prior: float = 0.0
+    box_margin: float = 0.15
+    box_falloff: float = 0.1
+    refine: str = "none"
+    refine_radius: int = 4
+    refine_eps: float = 1e-3
+    refine_strength: float = 1e-5
+    refine_beta: float = 25_000.0
+    refine_size: int | None = 256
+    colour_weight: float = 0.0
+    colour_coverage: bool = True
+    colour_floor: float | None = -4.0
+    colour_clip: float = 10.0
+    colour_components: int = 5
+    quick_preview: bool = True
+    early_stop: bool = False
+    early_stop_tol: float = 0.005
+    check_every: int = 25
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        if self.rgb_weight < 0:
+            raise ValueError(f"rgb_weight must be >= 0, got {self.rgb_weight}")
+        if self.input not in INPUT_MODES:
+            raise ValueError(f"input must be one of {INPUT_MODES}, got {self.input!r}")
+        if self.working_size is not None and self.working_size < 16:
+            raise ValueError(f"working_size must be >= 16 or None, got {self.working_size}")
+        if self.refine not in REFINERS:
+            raise ValueError(f"refine must be one of {REFINERS}, got {self.refine!r}")
+        if self.colour_weight < 0 or self.colour_clip <= 0 or self.colour_components < 1:
+            raise ValueError(
+                "colour_weight must be >= 0, colour_clip > 0 and colour_components >= 1, got "
+                f"{self.colour_weight}, {self.colour_clip}, {self.colour_components}"
+            )
+        if self.check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+
+
+def config_dict(network: NetworkConfig, config: FitConfig) -> dict:
+    """Plain-dict view of both configs (JSON-serialisable) for result metadata."""
+    return {"network": asdict(network), "fit": asdict(config)}
+
+
+def given(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The overrides that were actually given: ``None`` means "keep the preset's value".
+
+    CLI flags, web requests and bench options all map unset options to ``None``; this is
+    the one place that drops them.
+    """
+    return {k: v for k, v in (overrides or {}).items() if v is not None}
+
+
+def input_channels(config: FitConfig) -> int:
+    """Channels of the network's input for ``config.input``: noise, + RGB, + (y, x)."""
+    return config.input_channels + (0 if config.input == "noise" else 3) + (2 if config.input.endswith("xy") else 0)
+
+
+def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:
+    """Working resolution ``(h, w)``: longest side ``working_size``, never upscaled."""
+    h, w = shape
+    if working_size is None or max(h, w) <= working_size:
+        return h, w
+    s = working_size / max(h, w)
+    return max(8, round(h * s)), max(8, round(w * s))
+
+
+def fit_shape(shape: tuple[int, int], network: NetworkConfig, config: FitConfig) -> tuple[int, int]:
+    """The resolution ``(h, w)`` the network is fitted at, for an image of ``shape``.
+
+    :func:`working_shape`, then stretched where needed: every scale of the network halves
+    the size and the coarsest still needs more than one pixel per side (BatchNorm and
+    reflection padding), so a side below ``2**depth + 1`` is stretched to that. Any image
+    of at least 2x2 pixels can therefore be fitted.
+    """
+    h, w = working_shape(shape, config.working_size)
+    min_side = 2**network.depth + 1
+    return max(h, min_side), max(w, min_side)

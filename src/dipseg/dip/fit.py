@@ -1,0 +1,290 @@
+"""Fitting DIPSEG to one image: a DIP network per image, from a fixed input, to RGB + sparse labels.
+
+The loss is ``rgb_weight * MSE(rgb, image) + CE(logits at labelled pixels)``, plus an
+optional appearance-weighted pairwise term (:mod:`dipseg.dip.losses`). The fit runs at a
+working resolution (:func:`dipseg.dip.config.fit_shape`); the class probabilities are
+brought back to full resolution by :func:`dipseg.dip.refine.full_resolution`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..labels import IGNORE, labelled_classes, validate_image, validate_labels
+from .build import build_network, make_input
+from .config import FitConfig, NetworkConfig, fit_shape
+from .device import resolve_device, torch_threads
+from .losses import pairwise_potts
+from .network import SkipNet
+from .priors import box_prior
+from .refine import full_resolution, quick_preview
+
+
+@dataclass
+class Progress:
+    """What a fit reports to its callback after each step.
+
+    Attributes
+    ----------
+    iteration : int
+        Steps done so far (1-based).
+    total : int
+        Planned steps.
+    losses : dict of str to float
+        ``total``, ``rgb``, ``ce`` and ``pairwise`` of this step.
+    preview : ndarray (h, w) int64 or None
+        Current class map (original class ids) at working resolution; set every
+        ``preview_every`` steps and at the last one.
+    elapsed : float
+        Seconds since the fit started.
+    """
+
+    iteration: int
+    total: int
+    losses: dict[str, float]
+    preview: np.ndarray | None
+    elapsed: float
+
+
+Callback = Callable[[Progress], "bool | None"]
+
+
+@dataclass
+class FitState:
+    """Network, optimiser and input of a finished fit, reusable as a warm start."""
+
+    model: SkipNet
+    optimizer: torch.optim.Optimizer
+    net_input: torch.Tensor
+    class_ids: tuple[int, ...]
+    work_shape: tuple[int, int]
+    network: NetworkConfig
+    config: FitConfig
+
+    def can_continue(self, shape: tuple[int, int], labels: np.ndarray, network: NetworkConfig, config: FitConfig) -> bool:
+        """Whether a fit of an image of ``shape`` with ``labels`` can start from this state.
+
+        The labelled classes, the fitted resolution, the network and the input mode must
+        be unchanged (other fit settings, e.g. the number of steps, may differ).
+        """
+        return (
+            self.class_ids == tuple(int(c) for c in labelled_classes(labels))
+            and self.work_shape == fit_shape(shape, network, config)
+            and self.network == network
+            and self.config.input == config.input
+        )
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    Attributes
+    ----------
+    classes : ndarray (H, W) int64
+        Class per pixel (original class ids).
+    probabilities : ndarray (H, W, k) float32
+        Softmax over the ``k`` labelled classes, in the order of ``class_ids``.
+    class_ids : ndarray (k,) int64
+    iterations : int
+        Steps actually run.
+    stopped : str
+        ``"done"``, ``"early"`` (converged), ``"cancelled"`` (callback returned False)
+        or ``"single-class"`` (nothing to fit).
+    losses : dict of str to float
+        Losses of the last step.
+    seconds : float
+        Wall time of the whole call.
+    state : FitState or None
+        For a warm start of the next fit on the same image.
+    """
+
+    classes: np.ndarray
+    probabilities: np.ndarray
+    class_ids: np.ndarray
+    iterations: int
+    stopped: str
+    losses: dict[str, float]
+    seconds: float
+    state: FitState | None = field(default=None, repr=False)
+
+
+def fit(
+    image: np.ndarray,
+    labels: np.ndarray,
+    network: NetworkConfig = NetworkConfig(),
+    config: FitConfig = FitConfig(),
+    *,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    callback: Callback | None = None,
+    preview_every: int | None = None,
+    warm_start: FitState | None = None,
+    threads: int | None = None,
+) -> FitResult:
+    """Fit DIPSEG to one image and label every pixel.
+
+    Parameters
+    ----------
+    image : ndarray (H, W, 3) uint8
+    labels : ndarray (H, W) int
+        Class index at labelled pixels, ``IGNORE`` (-1) elsewhere. Only labelled classes
+        can be predicted.
+    network : NetworkConfig
+    config : FitConfig
+    seed : int
+        Seeds the network initialisation, the input noise and the jitter: same seed, same
+        device and thread count give the same result.
+    device : {"auto", "cpu", "cuda"}
+    callback : callable, optional
+        Called after every step with a :class:`Progress`; returning ``False`` cancels the
+        fit, which then returns the current prediction with ``stopped="cancelled"``.
+    preview_every : int, optional
+        Steps between previews passed to the callback (default ``config.check_every``).
+    warm_start : FitState, optional
+        State of a previous fit on the same image; reused when
+        :meth:`FitState.can_continue` says so (continues from its weights), ignored otherwise.
+    threads : int, optional
+        torch intra-op threads during this fit (set 1 when fits run side by side).
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        Bad image, labels of another size, values that are not classes, nothing labelled.
+    """
+    t0 = time.perf_counter()
+    image = validate_image(image)
+    labels = validate_labels(labels, shape=image.shape[:2])
+    class_ids = labelled_classes(labels)
+    H, W = image.shape[:2]
+    k = len(class_ids)
+    if k == 1:
+        classes = np.full((H, W), class_ids[0], dtype=np.int64)
+        probs = np.ones((H, W, 1), dtype=np.float32)
+        if callback is not None:
+            callback(Progress(0, 0, {}, classes, 0.0))
+        return FitResult(classes, probs, class_ids, 0, "single-class", {}, time.perf_counter() - t0)
+    dev = resolve_device(device)
+    preview_every = preview_every or config.check_every
+
+    with torch_threads(threads):
+        return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0)
+
+
+def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_every, warm_start, t0) -> FitResult:
+    H, W = image.shape[:2]
+    k = len(class_ids)
+    h, w = fit_shape((H, W), network, cfg)
+
+    full_t = torch.tensor(image, device=dev).permute(2, 0, 1)[None].float() / 255.0
+    image_t = F.interpolate(full_t, size=(h, w), mode="area") if (h, w) != (H, W) else full_t
+
+    # Labelled pixels as points, sampled from the working-resolution logits at their exact
+    # (sub-pixel) position, so single-pixel seeds survive any downscaling.
+    ys, xs = np.nonzero(labels != IGNORE)
+    remap = np.full(labels.max() + 1, -1, dtype=np.int64)
+    remap[class_ids] = np.arange(k)
+    targets = torch.from_numpy(remap[labels[ys, xs]]).to(dev)
+    gx = (xs + 0.5) / W * 2 - 1
+    gy = (ys + 0.5) / H * 2 - 1
+    grid = torch.from_numpy(np.stack([gx, gy], -1).astype(np.float32)).to(dev).view(1, 1, -1, 2)
+    counts = torch.bincount(targets, minlength=k).float()
+    point_w = (1.0 / counts[targets]) / k if cfg.class_balanced else torch.full_like(targets, 1.0 / len(targets), dtype=torch.float32)
+
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    reuse = warm_start is not None and warm_start.can_continue((H, W), labels, network, cfg)
+    if reuse:
+        model, optimizer, net_input = warm_start.model, warm_start.optimizer, warm_start.net_input
+    else:
+        net_input = make_input(image_t, cfg, gen)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(seed)
+            model = build_network(network, cfg, k).to(dev)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model.train()
+    prior_t = None
+    if cfg.box_prior > 0:
+        prior_t = torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, cfg.box_prior, cfg.box_falloff))[None].to(dev)
+
+    def predict_work(logits: torch.Tensor) -> np.ndarray:
+        return class_ids[logits.argmax(1)[0].cpu().numpy()]
+
+    losses: dict[str, float] = {}
+    stopped, it = "done", 0
+    if callback is not None and cfg.quick_preview and not reuse:
+        # A first answer in milliseconds, before the network has learnt anything: the
+        # labels diffused along image edges under the box prior, at working resolution.
+        small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        quick = quick_preview(small, labels, class_ids, cfg)
+        if callback(Progress(0, cfg.iterations, {}, quick, time.perf_counter() - t0)) is False:
+            stopped = "cancelled"
+    prev_pred: torch.Tensor | None = None
+    ema: torch.Tensor | None = None
+    logits = None
+    for it in range(1, cfg.iterations + 1 if stopped == "done" else 1):
+        x = net_input
+        if cfg.reg_noise_std > 0:
+            jitter = torch.randn(net_input.shape, generator=gen, device=dev) * cfg.reg_noise_std
+            x = net_input + jitter
+        rgb, logits = model(x)
+        if prior_t is not None:
+            logits = logits + prior_t
+        point_logits = F.grid_sample(logits, grid, mode="bilinear", align_corners=False)[0, :, 0].T
+        ce = (F.cross_entropy(point_logits, targets, reduction="none") * point_w).sum()
+        loss = ce
+        rgb_loss = F.mse_loss(rgb, image_t) if cfg.rgb_weight > 0 else torch.zeros((), device=dev)
+        loss = loss + cfg.rgb_weight * rgb_loss
+        pw = torch.zeros((), device=dev)
+        if cfg.pairwise_weight > 0:
+            pw = pairwise_potts(torch.softmax(logits, 1), image_t, cfg.pairwise_sigma)
+            loss = loss + cfg.pairwise_weight * pw
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses = {"total": loss.item(), "rgb": rgb_loss.item(), "ce": ce.item(), "pairwise": pw.item()}
+
+        check = it % cfg.check_every == 0
+        want_preview = callback is not None and (it % preview_every == 0 or it == cfg.iterations)
+        if cfg.early_stop:
+            # The jittered input makes single-step predictions flicker at boundaries; an
+            # exponential average of the probabilities is what we test for convergence.
+            with torch.no_grad():
+                p_now = torch.softmax(logits.detach(), 1)
+                ema = p_now if ema is None else 0.8 * ema + 0.2 * p_now
+                if check:
+                    pred = ema.argmax(1)
+                    fitted = bool((point_logits.argmax(1) == targets).all())
+                    if prev_pred is not None and fitted:
+                        if float((pred != prev_pred).float().mean()) < cfg.early_stop_tol:
+                            stopped = "early"
+                    prev_pred = pred
+        if callback is not None:
+            preview = predict_work(logits.detach()) if (want_preview or stopped == "early") else None
+            if callback(Progress(it, cfg.iterations, losses, preview, time.perf_counter() - t0)) is False:
+                stopped = "cancelled"
+        if stopped != "done":
+            break
+
+    # Final prediction from the un-jittered input. BatchNorm stays in training mode (batch
+    # statistics of this one image), as in the official DIP code: that is what the fit saw.
+    with torch.no_grad():
+        _, logits = model(net_input)
+    prob = full_resolution(image, labels, class_ids, logits, cfg, seed)
+    classes = class_ids[prob.argmax(-1)]
+    # The user's labels are ground truth where they exist.
+    seeded = labels != IGNORE
+    classes[seeded] = labels[seeded]
+    state = FitState(model, optimizer, net_input, tuple(int(c) for c in class_ids), (h, w), network, cfg)
+    return FitResult(
+        classes.astype(np.int64), prob, class_ids, it, stopped, losses, time.perf_counter() - t0, state
+    )

@@ -1,0 +1,85 @@
+"""Named DIPSEG presets: a network and a fit configuration, defined once, in one registry.
+
+``PRESETS[name]`` is what ``--preset name`` selects on the command line and what
+``dipseg.segment(..., preset=name)`` uses. ``DEFAULT_PRESET`` is chosen by the
+measurements in ``docs/performance.md``; ``paper`` reproduces the poster's method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .config import FitConfig, NetworkConfig, given
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named pair of :class:`NetworkConfig` and :class:`FitConfig`."""
+
+    name: str
+    network: NetworkConfig
+    fit: FitConfig
+    description: str
+
+    def with_fit(self, **overrides) -> "Preset":
+        """A copy with some :class:`FitConfig` fields replaced (``None`` values are ignored)."""
+        overrides = given(overrides)
+        return replace(self, fit=replace(self.fit, **overrides)) if overrides else self
+
+
+SLIM = NetworkConfig(
+    channels_down=(16, 32, 64, 128, 128),
+    channels_up=(16, 32, 64, 128, 128),
+    channels_skip=(4, 4, 4, 4, 4),
+    upsample="bilinear",
+)
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        "paper",
+        # DIP denoising widths: 128 channels at 5 scales, 4 skip channels, bilinear.
+        NetworkConfig(),
+        FitConfig(iterations=200, working_size=None, input="noise", rgb_weight=1.0, class_balanced=False),
+        "The poster's method: noise input, official DIP widths (128x5), MSE + CE at full "
+        "resolution, 200 steps (the poster's last figure epoch). Minutes per image on a CPU.",
+    ),
+    "slim": Preset(
+        "slim",
+        SLIM,
+        FitConfig(iterations=300, working_size=160, input="noise"),
+        "The paper's method made affordable: noise input, slim widths, 160 px working size, "
+        "300 steps, bilinear upsampling. The baseline the fast preset improves on.",
+    ),
+    "fast": Preset(
+        "fast",
+        SLIM,
+        FitConfig(
+            iterations=100,
+            working_size=96,
+            input="noise+image+xy",
+            pairwise_weight=1.0,
+            box_prior=3.0,
+            colour_weight=6.0,
+            refine="random-walk",
+        ),
+        "Default. Noise plus image and coordinates as input, an appearance-weighted pairwise "
+        "loss, a box prior around each class's labels, 96 px working size, 100 steps, then a "
+        "random walker seeded by the labels that uses the network's probabilities, plus "
+        "per-class colour models, as a prior.",
+    ),
+}
+
+DEFAULT_PRESET = "fast"
+
+
+def get_preset(name: str) -> Preset:
+    """Look up a preset by name.
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the known ones.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]

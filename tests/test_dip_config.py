@@ -1,0 +1,34 @@
+import pytest
+
+from dipseg.dip.config import FitConfig, NetworkConfig, fit_shape, given, input_channels, working_shape
+
+
+def test_working_shape_scales_the_longest_side_and_never_upscales():
+    assert working_shape((375, 500), 160) == (120, 160)
+    assert working_shape((30, 40), 160) == (30, 40)
+    assert working_shape((375, 500), None) == (375, 500)
+
+
+@pytest.mark.parametrize("shape, expected", [((375, 500), (72, 96)), ((6, 300), (33, 96)), ((2, 2), (33, 33))])
+def test_fit_shape_stretches_thin_images_to_the_network_depth(shape, expected):
+    network = NetworkConfig(channels_down=(8,) * 5, channels_up=(8,) * 5, channels_skip=(4,) * 5)
+    assert fit_shape(shape, network, FitConfig(working_size=96)) == expected
+
+
+def test_given_drops_unset_options_only():
+    assert given({"iterations": None, "rgb_weight": 0.0, "input": "noise"}) == {"rgb_weight": 0.0, "input": "noise"}
+    assert given(None) == {}
+
+
+@pytest.mark.parametrize("mode, channels", [("noise", 32), ("noise+image", 35), ("noise+image+xy", 37)])
+def test_input_channels(mode, channels):
+    assert input_channels(FitConfig(input=mode)) == channels
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="input must be one of"):
+        FitConfig(input="rgb")
+    with pytest.raises(ValueError, match="refine must be one of"):
+        FitConfig(refine="crf")
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        NetworkConfig(channels_down=(8, 8), channels_up=(8,), channels_skip=(4, 4))
