@@ -24,6 +24,7 @@ LAYER = {
     "dipseg.eval": 3,
     "dipseg.web": 4,
     "dipseg.cli": 5,
+    "dipseg.__main__": 5,  # ``python -m dipseg`` runs the command line
 }  # fmt: skip
 # The package's __init__ re-exports the public API (dipseg.segment etc.), like numpy's.
 ALLOWED = {("dipseg", "dipseg.api"), ("dipseg", "dipseg.samplers")}

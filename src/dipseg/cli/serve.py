@@ -1,4 +1,4 @@
-"""``dipseg serve``: the annotation web page (registered on the main CLI by :mod:`dipseg.cli`)."""
+"""``dipseg serve``: the annotation web page (:mod:`dipseg.web`) on a local port."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from .io import DEFAULT_MAX_PIXELS
+from ..io import DEFAULT_MAX_PIXELS
+from .common import user_errors
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1"]
 
@@ -85,69 +86,66 @@ def _make_server(config, on_exit):
     return _server_class()(config, on_exit)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``serve`` command to ``app``."""
+def serve_cmd(
+    images: Optional[Path] = typer.Option(None, "--images", "-i", help="Folder of images to annotate (next / previous, progress)."),
+    out: Path = typer.Option(Path("dipseg-out"), "--out", "-o", help="Where masks (<image>.png), labels (<image>_labels.png) and metadata go."),
+    classes: Optional[Path] = typer.Option(None, "--classes", help="Text file of class names, one per line (default: the 21 VOC classes)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default localhost only)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0 picks a free one)."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="DIPSEG preset (see `dipseg presets`)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, help="Override the preset's steps."),
+    working_size: Optional[int] = typer.Option(None, "--working-size", min=16, help="Override the preset's working resolution (longest side)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Fits running at once."),
+    queue: int = typer.Option(8, "--queue", min=0, max=10000, help="Fits that may wait; more get HTTP 429."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=4, help="Largest image accepted (pixels)."),
+    max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", min=0.001, help="Largest upload accepted (MiB)."),
+) -> None:
+    """Serve the annotation page: paint rough blobs, watch the mask form, save VOC masks."""
+    with user_errors():
+        import uvicorn
 
-    @app.command("serve")
-    def serve_cmd(
-        images: Optional[Path] = typer.Option(None, "--images", "-i", help="Folder of images to annotate (next / previous, progress)."),
-        out: Path = typer.Option(Path("dipseg-out"), "--out", "-o", help="Where masks (<image>.png), labels (<image>_labels.png) and metadata go."),
-        classes: Optional[Path] = typer.Option(None, "--classes", help="Text file of class names, one per line (default: the 21 VOC classes)."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default localhost only)."),
-        port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port (0 picks a free one)."),
-        preset: Optional[str] = typer.Option(None, "--preset", "-p", help="DIPSEG preset (see `dipseg presets`)."),
-        iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, help="Override the preset's steps."),
-        working_size: Optional[int] = typer.Option(None, "--working-size", min=16, help="Override the preset's working resolution (longest side)."),
-        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-        workers: int = typer.Option(1, "--workers", min=1, max=64, help="Fits running at once."),
-        queue: int = typer.Option(8, "--queue", min=0, max=10000, help="Fits that may wait; more get HTTP 429."),
-        max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=4, help="Largest image accepted (pixels)."),
-        max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", min=0.001, help="Largest upload accepted (MiB)."),
-    ) -> None:
-        """Serve the annotation page: paint rough blobs, watch the mask form, save VOC masks."""
-        from .cli import _Fail
+        from ..dip.device import resolve_device
+        from ..dip.presets import get_preset
+        from ..web.app import build_app
+        from ..web.settings import Settings, load_classes
+        from ..web.store import IMAGE_SUFFIXES
 
-        with _Fail():
-            import uvicorn
-
-            from .fitting import resolve_device
-            from .presets import get_preset
-            from .web.app import IMAGE_SUFFIXES, create_app, load_classes
-
-            if images is not None and not images.is_dir():
-                raise ValueError(f"--images folder not found: {images}" if not images.exists()
-                                 else f"--images must be a folder, got the file {images}")
-            if preset is not None:
-                get_preset(preset)
-            resolve_device(device)
-            names = load_classes(classes) if classes is not None else None
-            overrides = {"iterations": iterations, "working_size": working_size}
-            application = create_app(
-                images_dir=images, out_dir=out, classes=names, preset=preset, fit_overrides=overrides,
-                max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, queue_size=queue,
-                workers=workers, device=device,
-                allowed_hosts=LOOPBACK_NAMES if _is_loopback(host) else None,
-            )
-            ann = application.state.annotator
-            if images is not None and not ann.order:
-                raise ValueError(f"--images {images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            try:
-                ann.out_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OSError(f"cannot create --out {out}: {exc.strerror or exc}") from None
-            sock = bind_socket(host, port)
-        actual_port = sock.getsockname()[1]
-        url = _url(host, actual_port)
-        if images is not None:
-            typer.echo(f"dipseg: {len(ann.order)} images in {ann.images_dir}, masks saved to {ann.out_dir}")
-        else:
-            typer.echo(f"dipseg: open or drop images in the page; masks saved to {ann.out_dir}")
-        if not _is_loopback(host):
-            typer.echo(f"dipseg: warning: listening on {host}, reachable from other machines", err=True)
-        typer.echo(f"dipseg: serving on {url}  (Ctrl+C stops)", nl=True)
-        config = uvicorn.Config(application, log_level="warning", ws="none", timeout_graceful_shutdown=5)
-        server = _make_server(config, ann.shutdown)
+        if images is not None and not images.is_dir():
+            raise ValueError(f"--images folder not found: {images}" if not images.exists()
+                             else f"--images must be a folder, got the file {images}")
+        if preset is not None:
+            get_preset(preset)
+        resolve_device(device)
+        optional = {"classes": load_classes(classes)} if classes is not None else {}
+        settings = Settings(
+            images_dir=images, out_dir=out, preset=preset,
+            fit_overrides={"iterations": iterations, "working_size": working_size},
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, queue_size=queue,
+            workers=workers, device=device,
+            allowed_hosts=tuple(LOOPBACK_NAMES) if _is_loopback(host) else None, **optional,
+        )
+        application = build_app(settings)
+        total = len(application.state.store)
+        if images is not None and not total:
+            raise ValueError(f"--images {images} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         try:
-            server.run(sockets=[sock])
-        finally:
-            sock.close()
+            settings.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+        sock = bind_socket(host, port)
+    actual_port = sock.getsockname()[1]
+    url = _url(host, actual_port)
+    if images is not None:
+        typer.echo(f"dipseg: {total} images in {settings.images_dir}, masks saved to {settings.out_dir}")
+    else:
+        typer.echo(f"dipseg: open or drop images in the page; masks saved to {settings.out_dir}")
+    if not _is_loopback(host):
+        typer.echo(f"dipseg: warning: listening on {host}, reachable from other machines", err=True)
+    typer.echo(f"dipseg: serving on {url}  (Ctrl+C stops)", nl=True)
+    config = uvicorn.Config(application, log_level="warning", ws="none", timeout_graceful_shutdown=5)
+    server = _make_server(config, application.state.jobs.shutdown)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,9 +1,10 @@
 """The annotation web app: paint rough blobs in a browser, watch DIPSEG turn them into a mask.
 
-``dipseg serve`` (see :mod:`dipseg.web_cli`) runs :func:`create_app` under uvicorn; the
-page itself is plain HTML/JS/CSS in ``dipseg/web/static``. See ``docs/web.md``.
+``dipseg serve`` (see :mod:`dipseg.cli.serve`) runs :func:`create_app` under uvicorn; the
+page itself is plain HTML/CSS and ES modules in ``dipseg/web/static``. See ``docs/web.md``.
 """
 
-from .app import create_app, load_classes
+from .app import build_app, create_app
+from .settings import Settings, load_classes
 
-__all__ = ["create_app", "load_classes"]
+__all__ = ["Settings", "build_app", "create_app", "load_classes"]

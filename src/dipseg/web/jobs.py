@@ -1,0 +1,303 @@
+"""The fits: a bounded queue in front of a thread pool, streamed to each client as SSE.
+
+Fits run in worker threads (torch releases the GIL) through :func:`dipseg.api.segment`, the
+library's one entry point. At most ``workers + queue_size`` fits are admitted; one more is
+refused with :class:`~dipseg.web.errors.Busy`. A fit stops when its client cancels or goes
+away: the progress callback then returns False. The last fit state of each image is kept
+for a warm start of the next fit on it, reused when
+:meth:`dipseg.dip.fit.FitState.can_continue` says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+import numpy as np
+
+from ..api import segment
+from ..io import InputError
+from ..labels import validate_image
+from ..palette import encode_palette_png
+from .body import KEEP_ALIVE, data_url, sse
+from .errors import Busy, NotFound, ShuttingDown
+from .settings import Settings
+from .store import ImageEntry, ImageStore, to_ignore
+
+log = logging.getLogger("dipseg.web")
+
+MAX_WARM_STATES = 8
+"""Fit states kept for warm starts (least recently used are dropped)."""
+PROGRESS_INTERVAL = 0.1
+"""Seconds between progress events without a preview (more would only flood the stream)."""
+PREVIEWS = 20
+"""Previews sent over a fit."""
+
+
+def _finite(x: Any) -> float | None:
+    """``x`` as a rounded float, or None when it is not a finite number (JSON has no NaN)."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return round(x, 6) if math.isfinite(x) else None
+
+
+class Job:
+    """One fit: a cancel flag and an event queue read by the client's SSE stream.
+
+    Parameters
+    ----------
+    job_id, image_id : str
+    loop : asyncio.AbstractEventLoop
+        The loop of the request, on which events are queued from the worker thread.
+    position : int
+        Fits ahead of this one when it was admitted.
+    """
+
+    def __init__(self, job_id: str, image_id: str, loop: asyncio.AbstractEventLoop, position: int):
+        self.id = job_id
+        self.image_id = image_id
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.cancel = threading.Event()
+        self.state = "queued"
+        self.position = position
+        self.iteration = 0
+        self.total = 0
+        self.created = time.time()
+
+    def emit(self, event: str | None, data: Any = None) -> None:
+        """Queue an event for the stream (thread-safe); dropped when the loop is gone."""
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (event, data))
+        except RuntimeError:
+            pass
+
+    def describe(self) -> dict[str, Any]:
+        """See :class:`dipseg.web.models.JobInfo`."""
+        return {"id": self.id, "image": self.image_id, "state": self.state, "iteration": self.iteration,
+                "total": self.total, "cancelled": self.cancel.is_set(), "age": round(time.time() - self.created, 2)}
+
+
+class JobQueue:
+    """Admits, runs, streams and cancels fits; keeps warm-start states.
+
+    Parameters
+    ----------
+    settings : Settings
+    store : ImageStore
+        Where finished masks are recorded.
+    """
+
+    def __init__(self, settings: Settings, store: ImageStore):
+        self.settings = settings
+        self.store = store
+        self.lock = threading.Lock()
+        self.jobs: dict[str, Job] = {}
+        self.states: OrderedDict[str, Any] = OrderedDict()
+        self.closed = False
+        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="dipseg-fit")
+
+    @property
+    def threads(self) -> int | None:
+        """torch threads per fit (see :attr:`Settings.threads`)."""
+        return self.settings.threads
+
+    def counts(self) -> tuple[int, int]:
+        """Fits ``(running, queued)``."""
+        with self.lock:
+            running = sum(j.state == "running" for j in self.jobs.values())
+            return running, len(self.jobs) - running
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every running or queued fit (see :class:`dipseg.web.models.JobInfo`)."""
+        with self.lock:
+            return [j.describe() for j in self.jobs.values()]
+
+    def forget(self, image_id: str) -> None:
+        """Drop the warm-start state of an image the store forgot."""
+        with self.lock:
+            self.states.pop(image_id, None)
+
+    @staticmethod
+    def check_fittable(image: np.ndarray) -> None:
+        """Refuse an image the library cannot fit, by the library's own rule (at least 2x2).
+
+        Raises
+        ------
+        InputError
+        """
+        try:
+            validate_image(image)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+    def submit(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool) -> Job:
+        """Admit a fit of ``image`` from ``labels`` (uint8, 255 = unlabelled); call on the event loop.
+
+        Raises
+        ------
+        Busy
+            ``workers + queue_size`` fits are running or waiting.
+        ShuttingDown
+            The server stops.
+        """
+        loop = asyncio.get_running_loop()
+        capacity = self.settings.capacity
+        with self.lock:
+            if self.closed:
+                raise ShuttingDown("the server is shutting down")
+            busy = len(self.jobs)
+            if busy >= capacity:
+                raise Busy(f"the server is busy: {busy} fits running or queued (limit {capacity}); "
+                           "try again when one finishes")
+            job = Job(secrets.token_hex(8), entry.id, loop, position=max(0, busy + 1 - self.settings.workers))
+            self.jobs[job.id] = job
+            try:
+                self.pool.submit(self._run, job, entry, image, labels, warm)
+            except RuntimeError:
+                self.jobs.pop(job.id, None)
+                raise ShuttingDown("the server is shutting down") from None
+        return job
+
+    def _warm_state(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool):
+        """The image's last fit state if this fit can continue from it, else None (the state is used up)."""
+        if not warm:
+            return None
+        with self.lock:
+            state = self.states.pop(entry.id, None)
+        preset = self.settings.preset_config
+        if state is None or not state.can_continue(image.shape[:2], labels, preset.network, preset.fit):
+            return None
+        return state
+
+    def _keep_state(self, image_id: str, state: Any) -> None:
+        if state is None:
+            return
+        # checked under this lock, which forget() takes too, so a state never outlives its image
+        with self.lock:
+            if not self.store.has(image_id):
+                return
+            self.states[image_id] = state
+            self.states.move_to_end(image_id)
+            while len(self.states) > MAX_WARM_STATES:
+                self.states.popitem(last=False)
+
+    def _run(self, job: Job, entry: ImageEntry, image: np.ndarray, labels8: np.ndarray, warm: bool) -> None:
+        """Worker thread: one fit, reporting to ``job``; every exception goes to the client."""
+        try:
+            if job.cancel.is_set():
+                job.emit("done", {"job": job.id, "image": entry.id, "stopped": "cancelled", "iterations": 0,
+                                  "total": 0, "mask_url": None, "message": "cancelled before it started"})
+                return
+            job.state = "running"
+            labels = to_ignore(labels8)
+            state = self._warm_state(entry, image, labels, warm)
+            iterations = self.settings.preset_config.fit.iterations
+            if state is not None:
+                iterations = max(1, math.ceil(iterations * self.settings.warm_fraction))
+            job.total = iterations
+            job.emit("start", {"job": job.id, "image": entry.id, "total": iterations,
+                               "warm_start": state is not None, "preset": self.settings.preset})
+            seg = segment(image, labels, "dipseg", preset=self.settings.preset, device=self.settings.device,
+                          callback=self._callback(job), preview_every=max(1, iterations // PREVIEWS),
+                          warm_start=state, threads=self.settings.threads,
+                          **dict(self.settings.fit_overrides, iterations=iterations))
+            classes = np.asarray(seg.classes).astype(np.uint8)
+            meta = seg.metadata()
+            version = self.store.set_result(entry.id, classes, labels8, meta)
+            self._keep_state(entry.id, seg.state)
+            job.emit("done", self._done_event(job, entry, seg, classes, iterations, state is not None, version))
+        except Exception as exc:  # a crash in one fit is that client's error, never the server's
+            log.exception("fit %s on %s failed", job.id, entry.id)
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            job.emit("error", {"job": job.id, "image": entry.id,
+                               "detail": f"the fit failed: {exc.__class__.__name__}" + (f": {msg}" if msg else "")})
+        finally:
+            job.state = "finished"
+            with self.lock:
+                self.jobs.pop(job.id, None)
+            job.emit(None)
+
+    @staticmethod
+    def _callback(job: Job):
+        """The fit's progress callback: throttled progress events, previews, and the cancel check."""
+        last = [0.0]
+
+        def callback(p) -> bool | None:
+            job.iteration = p.iteration
+            now = time.monotonic()
+            if p.preview is not None or p.iteration >= p.total or now - last[0] >= PROGRESS_INTERVAL:
+                last[0] = now
+                data = {"iteration": p.iteration, "total": p.total, "elapsed": round(p.elapsed, 3),
+                        "loss": _finite((p.losses or {}).get("total"))}
+                if p.preview is not None:
+                    data["preview"] = data_url(encode_palette_png(p.preview, compress_level=1))
+                job.emit("progress", data)
+            return False if job.cancel.is_set() else None
+
+        return callback
+
+    def _done_event(self, job: Job, entry: ImageEntry, seg, classes: np.ndarray, iterations: int,
+                    warm: bool, version: int) -> dict[str, Any]:
+        present, counts = np.unique(classes, return_counts=True)
+        info = seg.info or {}
+        names = self.settings.classes
+        return {
+            "job": job.id, "image": entry.id, "stopped": info.get("stopped", "done"),
+            "iterations": info.get("iterations", iterations), "total": iterations,
+            "seconds": round(seg.seconds, 3), "warm_start": warm, "message": seg.message,
+            "width": int(classes.shape[1]), "height": int(classes.shape[0]),
+            "classes": [{"id": int(c), "name": names[int(c)], "fraction": round(float(n) / classes.size, 4)}
+                        for c, n in zip(present, counts)],
+            "mask_url": f"/api/images/{quote(entry.id, safe='')}/mask.png?v={version}",
+        }
+
+    async def stream(self, job: Job) -> AsyncIterator[bytes]:
+        """SSE events of one job; leaving early (client gone) cancels the fit."""
+        try:
+            yield sse("queued", {"job": job.id, "image": job.image_id, "position": job.position})
+            while True:
+                try:
+                    event, data = await asyncio.wait_for(job.queue.get(), timeout=self.settings.heartbeat)
+                except asyncio.TimeoutError:
+                    yield KEEP_ALIVE
+                    continue
+                if event is None:
+                    return
+                yield sse(event, data)
+        finally:
+            job.cancel.set()
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask a running or queued fit to stop.
+
+        Raises
+        ------
+        NotFound
+            No such job (or it has finished).
+        """
+        with self.lock:
+            job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no running or queued job {job_id!r}")
+        job.cancel.set()
+        return job
+
+    def shutdown(self) -> None:
+        """Refuse new fits and cancel the others; each stream then ends with a "done" event."""
+        with self.lock:
+            self.closed = True
+            for job in self.jobs.values():
+                job.cancel.set()
+        # queued jobs still run, see their cancel flag and end their streams at once
+        self.pool.shutdown(wait=False)

@@ -1,0 +1,207 @@
+"""The JSON shapes of the API, as pydantic models: what ``/api/docs`` and the OpenAPI show.
+
+Responses are validated against these models on the way out. Request bodies are read by
+the routes themselves (bounded in bytes, with their own 400 / 413 / 415 / 422 answers, see
+:mod:`dipseg.web.body`), so their models are documentation only: :func:`request_body`
+points a route's OpenAPI entry at one, and :func:`add_request_schemas` publishes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+
+Mode = Literal["folder", "upload"]
+Source = Literal["folder", "upload"]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (validation errors of query parameters excepted: FastAPI's own list)."""
+
+    detail: str
+
+
+class ClassInfo(BaseModel):
+    id: int
+    name: str
+    colour: str = Field(description="VOC palette colour as #rrggbb")
+
+
+class ServerConfig(BaseModel):
+    """``GET /api/config``."""
+
+    version: str
+    mode: Mode
+    classes: list[ClassInfo]
+    unlabelled: int = Field(description="label value of an unlabelled pixel (255)")
+    preset: str
+    iterations: int
+    working_size: int | None
+    warm_fraction: float
+    max_upload_bytes: int
+    max_pixels: int
+    workers: int
+    queue_size: int
+    images_dir: str | None
+    out_dir: str
+
+
+class Health(BaseModel):
+    """``GET /api/health``."""
+
+    status: Literal["ok"]
+    version: str
+    running: int
+    queued: int
+
+
+class ImageSummary(BaseModel):
+    id: str
+    name: str
+    source: Source
+    done: bool = Field(description="a mask is saved in --out")
+    has_labels: bool
+
+
+class ImageListing(BaseModel):
+    """``GET /api/images``."""
+
+    mode: Mode
+    total: int
+    done: int
+    images: list[ImageSummary]
+
+
+class OutputFiles(BaseModel):
+    """Names of the files saved into ``--out`` for an image."""
+
+    mask: str
+    labels: str
+    meta: str
+
+
+class ImageInfo(BaseModel):
+    """``GET /api/images/{id}``."""
+
+    id: str
+    name: str
+    source: Source
+    index: int = Field(description="position in the listing (-1 once an upload is forgotten)")
+    total: int
+    prev: str | None
+    next: str | None
+    width: int
+    height: int
+    done: bool
+    has_labels: bool
+    has_mask: bool
+    files: OutputFiles
+    image_url: str
+    labels_url: str
+    mask_url: str
+
+
+class UploadedImage(ImageInfo):
+    """``POST /api/upload``: the image's info; ``new`` is False for a repeated upload (status 200)."""
+
+    new: bool
+
+
+class RunLengthLabels(BaseModel):
+    """Labels as a row-major run-length code; values are classes or 255 (unlabelled)."""
+
+    width: int
+    height: int
+    rle: list[int] = Field(description="[value, count, value, count, ...], counts adding up to width*height")
+
+
+class StoredLabels(RunLengthLabels):
+    """``GET /api/images/{id}/labels``."""
+
+    labelled: int = Field(description="labelled pixels")
+    source: Literal["memory", "file"]
+
+
+LabelsIn = Union[RunLengthLabels, str]
+"""Labels in a request: run-length code, or a PNG as data URL / base64 (index or RGBA scribbles)."""
+
+
+class SegmentRequest(BaseModel):
+    """Body of ``POST /api/images/{id}/segment``."""
+
+    labels: LabelsIn
+    warm_start: bool = True
+
+
+class SaveRequest(BaseModel):
+    """Body of ``POST /api/images/{id}/save`` (may be empty)."""
+
+    labels: LabelsIn | None = None
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+
+
+class SaveResult(BaseModel):
+    """``POST /api/images/{id}/save``."""
+
+    id: str
+    saved: bool
+    out_dir: str
+    files: dict[str, str] = Field(description="written files: 'mask' and 'labels' where there was one, 'meta'")
+    done: bool
+    progress: Progress
+
+
+class JobInfo(BaseModel):
+    id: str
+    image: str
+    state: Literal["queued", "running", "finished"]
+    iteration: int
+    total: int
+    cancelled: bool
+    age: float = Field(description="seconds since the fit was admitted")
+
+
+class JobList(BaseModel):
+    """``GET /api/jobs``."""
+
+    jobs: list[JobInfo]
+    capacity: int
+    workers: int
+
+
+class Cancelled(BaseModel):
+    """``POST /api/jobs/{job}/cancel``."""
+
+    job: str
+    cancelled: bool
+    state: str
+
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (SegmentRequest, SaveRequest)
+
+
+def request_body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` of a route that reads a JSON body of ``model`` itself."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+def add_request_schemas(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the :data:`REQUEST_MODELS` (and the models they use) to an OpenAPI document."""
+    _, defs = models_json_schema([(m, "validation") for m in REQUEST_MODELS],
+                                 ref_template="#/components/schemas/{model}")
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in defs.get("$defs", {}).items():
+        schemas.setdefault(name, schema)
+    return openapi
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: each status in ``codes`` answers an :class:`ErrorBody`."""
+    return {code: {"model": ErrorBody} for code in codes}

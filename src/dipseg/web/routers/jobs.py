@@ -1,0 +1,56 @@
+"""Fits: start one on an image (answered as an event stream), list them, cancel one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from ...io import InputError
+from ..body import read_json
+from ..deps import get_jobs, get_settings, get_store, image_entry
+from ..jobs import JobQueue
+from ..models import Cancelled, JobList, SegmentRequest, errors, request_body
+from ..settings import Settings
+from ..store import UNLABELLED, ImageEntry, ImageStore
+
+router = APIRouter(prefix="/api")
+
+EVENT_STREAM = {200: {"content": {"text/event-stream": {}},
+                      "description": "Server-Sent Events: queued, start, progress, done or error (see docs/web.md)"}}
+
+
+@router.post(
+    "/images/{image_id}/segment", response_class=StreamingResponse,
+    responses={**EVENT_STREAM, **errors(400, 404, 413, 415, 422, 429, 503)},
+    openapi_extra=request_body(SegmentRequest),
+)
+async def segment_image(request: Request, entry: ImageEntry = Depends(image_entry),
+                        store: ImageStore = Depends(get_store), jobs: JobQueue = Depends(get_jobs),
+                        settings: Settings = Depends(get_settings)) -> StreamingResponse:
+    body = await read_json(request, settings.max_json_bytes)
+    if "labels" not in body:
+        raise InputError("the JSON body needs 'labels': {width, height, rle} or a PNG data URL")
+    warm = body.get("warm_start", True)
+    if not isinstance(warm, bool):
+        raise InputError("warm_start must be true or false")
+    image = await run_in_threadpool(store.load_image, entry)
+    labels = await run_in_threadpool(store.parse_labels, body["labels"], image.shape[:2])
+    if not (labels != UNLABELLED).any():
+        raise InputError("no pixel is labelled: paint at least two classes before segmenting")
+    jobs.check_fittable(image)
+    store.set_labels(entry, labels)
+    job = jobs.submit(entry, image, labels, warm)
+    return StreamingResponse(jobs.stream(job), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/jobs", response_model=JobList)
+async def list_jobs(jobs: JobQueue = Depends(get_jobs), settings: Settings = Depends(get_settings)) -> dict:
+    return {"jobs": jobs.describe(), "capacity": settings.capacity, "workers": settings.workers}
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=Cancelled, responses=errors(404))
+async def cancel_job(job_id: str, jobs: JobQueue = Depends(get_jobs)) -> dict:
+    job = jobs.cancel(job_id)
+    return {"job": job.id, "cancelled": True, "state": job.state}

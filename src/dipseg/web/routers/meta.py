@@ -1,0 +1,54 @@
+"""The page itself, the server's configuration and its health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse
+
+from ... import __version__
+from ...palette import PALETTE
+from ..deps import get_jobs, get_settings
+from ..jobs import JobQueue
+from ..models import Health, ServerConfig
+from ..settings import Settings
+from ..store import UNLABELLED
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+"""The page's HTML, CSS and JS modules (served under ``/static``)."""
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/api/health", response_model=Health)
+async def health(jobs: JobQueue = Depends(get_jobs)) -> dict:
+    running, queued = jobs.counts()
+    return {"status": "ok", "version": __version__, "running": running, "queued": queued}
+
+
+@router.get("/api/config", response_model=ServerConfig)
+async def config(settings: Settings = Depends(get_settings)) -> dict:
+    fit = settings.preset_config.fit
+    return {
+        "version": __version__,
+        "mode": settings.mode,
+        "classes": [{"id": i, "name": n, "colour": "#%02x%02x%02x" % tuple(int(c) for c in PALETTE[i])}
+                    for i, n in enumerate(settings.classes)],
+        "unlabelled": UNLABELLED,
+        "preset": settings.preset,
+        "iterations": fit.iterations,
+        "working_size": fit.working_size,
+        "warm_fraction": settings.warm_fraction,
+        "max_upload_bytes": settings.max_upload_bytes,
+        "max_pixels": settings.max_pixels,
+        "workers": settings.workers,
+        "queue_size": settings.queue_size,
+        "images_dir": str(settings.images_dir) if settings.images_dir else None,
+        "out_dir": str(settings.out_dir),
+    }

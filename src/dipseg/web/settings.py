@@ -1,0 +1,180 @@
+"""What a server is started with: one frozen :class:`Settings`, checked once at start-up.
+
+Every part of the app (store, job queue, routes) reads its limits and folders from here, so
+a bad folder, class list, preset or limit is refused before the server listens.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ..api import dipseg_config
+from ..dip.config import given
+from ..dip.presets import DEFAULT_PRESET, Preset
+from ..io import DEFAULT_MAX_PIXELS, InputError
+from ..palette import VOC_CLASSES
+
+DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+DEFAULT_QUEUE_SIZE = 8
+MAX_CLASSES = 255
+"""Label value 255 means unlabelled on the wire and in label PNGs, so it cannot be a class."""
+MAX_CLASS_NAME = 64
+
+
+def check_classes(names: list[str], where: str = "classes") -> tuple[str, ...]:
+    """Validate class names: 2..255 of them, unique, 1..64 characters each.
+
+    Raises
+    ------
+    InputError
+        The message names ``where`` and the offending name.
+    """
+    names = [str(n).strip() for n in names]
+    if len(names) < 2:
+        raise InputError(f"{where}: need at least 2 class names (one per line), got {len(names)}")
+    if len(names) > MAX_CLASSES:
+        raise InputError(f"{where}: at most {MAX_CLASSES} classes (label value 255 means unlabelled), got {len(names)}")
+    for n in names:
+        if not n or len(n) > MAX_CLASS_NAME:
+            raise InputError(f"{where}: class names must be 1..{MAX_CLASS_NAME} characters, got {n!r}")
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise InputError(f"{where}: class name {n!r} appears twice")
+        seen.add(n)
+    return tuple(names)
+
+
+def load_classes(path: str | os.PathLike) -> tuple[str, ...]:
+    """Class names from a text file, one per line (blank lines and ``#`` comments skipped).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, fewer than 2 or more than 255 names, duplicates or overlong names.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"classes file not found: {path}") from None
+    except IsADirectoryError:
+        raise InputError(f"classes path is a folder, not a file: {path}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"classes file {path} is not UTF-8 text; write one class name per line") from None
+    except OSError as exc:
+        raise InputError(f"cannot read classes file {path}: {exc.strerror or exc}") from None
+    names = [line.strip() for line in text.splitlines()]
+    return check_classes([n for n in names if n and not n.startswith("#")], where=f"classes file {path}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one annotation server (see :func:`dipseg.web.create_app`).
+
+    Attributes
+    ----------
+    images_dir : Path or None
+        Folder of images to annotate; None serves uploads only.
+    out_dir : Path
+        Where masks, labels and metadata are saved (resolved to an absolute path).
+    classes : tuple of str
+        Class names; class ``i`` has VOC palette colour ``i``.
+    preset : str
+        DIPSEG preset name.
+    fit_overrides : mapping
+        :class:`dipseg.dip.config.FitConfig` fields replacing the preset's (``None`` dropped).
+    max_upload_bytes, max_pixels : int
+        Upload limits.
+    queue_size, workers : int
+        Fits that may wait, and fits that run at once.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    warm_fraction : float
+        Fraction of the preset's steps a warm-started fit runs.
+    allowed_hosts : tuple of str or None
+        Accepted Host header names (None accepts any).
+    heartbeat : float
+        Seconds between SSE keep-alive comments.
+    preset_config : Preset
+        Derived: the preset with ``fit_overrides`` applied, as every fit uses it.
+
+    Raises
+    ------
+    ValueError
+        Bad limits, preset or fit option; :class:`dipseg.io.InputError` for a bad folder or
+        class list.
+    """
+
+    images_dir: Path | None = None
+    out_dir: Path = Path("dipseg-out")
+    classes: tuple[str, ...] = VOC_CLASSES
+    preset: str = DEFAULT_PRESET
+    fit_overrides: Mapping[str, Any] = field(default_factory=dict)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    workers: int = 1
+    device: str = "auto"
+    warm_fraction: float = 0.5
+    allowed_hosts: tuple[str, ...] | None = None
+    heartbeat: float = 2.0
+    preset_config: Preset = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.queue_size < 0:
+            raise ValueError(f"queue_size must be >= 0, got {self.queue_size}")
+        if self.max_upload_bytes < 1 or self.max_pixels < 4:
+            raise ValueError("max_upload_bytes and max_pixels must be positive")
+        if not 0 < self.warm_fraction <= 1:
+            raise ValueError(f"warm_fraction must be in (0, 1], got {self.warm_fraction}")
+        # frozen: the normalised values are set once, here, and never change afterwards
+        put = object.__setattr__
+        put(self, "preset", self.preset or DEFAULT_PRESET)
+        put(self, "fit_overrides", MappingProxyType(given(dict(self.fit_overrides or {}))))
+        put(self, "preset_config", dipseg_config("dipseg", self.preset, dict(self.fit_overrides)))
+        put(self, "classes", check_classes(list(self.classes)))
+        put(self, "max_upload_bytes", int(self.max_upload_bytes))
+        put(self, "max_pixels", int(self.max_pixels))
+        put(self, "queue_size", int(self.queue_size))
+        put(self, "workers", int(self.workers))
+        if self.allowed_hosts is not None:
+            put(self, "allowed_hosts", tuple(self.allowed_hosts))
+
+        out_dir = Path(self.out_dir).expanduser().resolve()
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"--out must be a folder, got the file {self.out_dir}")
+        if self.images_dir is not None:
+            images_dir = Path(self.images_dir).expanduser().resolve()
+            if not images_dir.is_dir():
+                raise InputError(f"images folder not found: {self.images_dir}")
+            if images_dir == out_dir:
+                raise InputError("--out must differ from --images: masks are named after the images and would overwrite them")
+            put(self, "images_dir", images_dir)
+        put(self, "out_dir", out_dir)
+
+    @property
+    def mode(self) -> str:
+        """``folder`` (a ``--images`` folder is walked) or ``upload`` (images come from the page)."""
+        return "folder" if self.images_dir is not None else "upload"
+
+    @property
+    def capacity(self) -> int:
+        """Fits admitted at once (running and waiting); one more is answered 429."""
+        return self.workers + self.queue_size
+
+    @property
+    def max_json_bytes(self) -> int:
+        # a labels PNG sent as base64 inside JSON is a third larger than the file
+        return 2 * self.max_upload_bytes
+
+    @property
+    def threads(self) -> int | None:
+        """torch threads per fit: one when fits run side by side, else torch's default."""
+        return 1 if self.workers > 1 else None

@@ -1,0 +1,99 @@
+// Client of the JSON API of dipseg.web.app (see docs/web.md): the only module that knows
+// the /api/... paths, so the server can move things around behind one file.
+
+const enc = encodeURIComponent;
+
+async function errorText(resp) {
+  try {
+    const j = await resp.json();
+    const d = j && j.detail;
+    if (typeof d === "string") return d;
+    if (Array.isArray(d)) return d.map((x) => (x && x.msg) || JSON.stringify(x)).join("; ");
+    return JSON.stringify(d);
+  } catch (e) {
+    return `HTTP ${resp.status}`;
+  }
+}
+
+// The server explains refusals in its JSON "detail"; callers show that text to the user.
+async function ensureOk(resp) {
+  if (!resp.ok) throw new Error(await errorText(resp));
+  return resp;
+}
+
+async function json(method, url, body) {
+  const opt = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    opt.headers["Content-Type"] = "application/json";
+    opt.body = JSON.stringify(body);
+  }
+  const resp = await ensureOk(await fetch(url, opt));
+  return resp.json();
+}
+
+export const getConfig = () => json("GET", "/api/config");
+
+export const listImages = () => json("GET", "/api/images");
+
+export const getImageInfo = (id) => json("GET", `/api/images/${enc(id)}`);
+
+// The URL comes from the image's info (labels_url), not built here.
+export const getLabels = (url) => json("GET", url);
+
+export const saveImage = (id, labels) => json("POST", `/api/images/${enc(id)}/save`, { labels });
+
+export const cancelJob = (jobId) => json("POST", `/api/jobs/${enc(jobId)}/cancel`);
+
+// A cache-busting query, since the mask behind the same URL changes with every fit.
+export const maskDownloadUrl = (id) => `/api/images/${enc(id)}/mask.png?download=1&t=${Date.now()}`;
+
+export async function fetchBitmap(url) {
+  const resp = await ensureOk(await fetch(url, { cache: "no-store" }));
+  const blob = await resp.blob();
+  // pixels exactly as the server sent them: the image as the fit sees it, the mask in its palette colours
+  return createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+}
+
+export async function uploadImage(file) {
+  const fd = new FormData();
+  fd.append("file", file, file.name);
+  const resp = await ensureOk(await fetch("/api/upload", { method: "POST", body: fd }));
+  return resp.json();
+}
+
+// EventSource cannot POST, so the event stream of a fit is read by hand from fetch's body.
+async function readEvents(resp, onEvent) {
+  const reader = resp.body.getReader();
+  const dec = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      let ev = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) ev = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trim());
+      }
+      if (data.length) await onEvent(ev, JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+// Resolves when the stream ends; aborting `signal` closes it, which cancels the fit on the server.
+export async function segment(id, labels, signal, onEvent) {
+  const resp = await ensureOk(
+    await fetch(`/api/images/${enc(id)}/segment`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ labels }),
+      signal,
+    })
+  );
+  await readEvents(resp, onEvent);
+}

@@ -1,0 +1,698 @@
+/* dipseg annotation page: paint labels on a canvas, stream a DIPSEG fit, save VOC masks.
+ *
+ * Plain JavaScript ES modules, no dependencies, no build step; this is the entry point the
+ * page loads. Talks to the JSON API of dipseg.web.app (see docs/web.md). State the page
+ * exposes for scripts:
+ *   #app[data-state]  loading | empty | ready | error
+ *   #app[data-fit]    idle | queued | running | done | cancelled | error
+ *   #app[data-mask]   none | preview | final
+ *   #app[data-saved]  true | false   (false: labels or mask changed since the last save)
+ *   window.dipseg     small scripting API (state(), imageToClient(x, y), ...)
+ */
+import * as api from "./api.js";
+import { S, setData, onHistoryChange, resetHistory, markMaskUnsaved, markSaved } from "./state.js";
+import {
+  resetLabels,
+  encodeLabels,
+  labelledCount,
+  labelCounts,
+  beginStroke,
+  strokeTo,
+  endStroke,
+  undo,
+  redo,
+  clearLabels,
+} from "./labels.js";
+import {
+  canvas,
+  scheduleRender,
+  resize,
+  fitView,
+  zoomAt,
+  zoomCentre,
+  toImage,
+  imageToClient,
+  clientToImage,
+  resetMask,
+  drawMask,
+} from "./view.js";
+
+const $ = (id) => document.getElementById(id);
+const app = $("app");
+const stage = $("stage");
+
+// ------------------------------------------------------------------ small helpers
+
+function status(text, kind) {
+  const el = $("status");
+  el.textContent = text;
+  el.dataset.kind = kind || "info";
+}
+
+function hexToRgb(hex) {
+  const n = parseInt(hex.slice(1), 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+function index() {
+  return S.images.findIndex((im) => im.id === S.id);
+}
+
+// ------------------------------------------------------------------ controls
+
+function selectClass(c) {
+  if (!S.config || c < 0 || c >= S.config.classes.length) return;
+  S.cls = c;
+  if (S.tool === "eraser") setTool("brush");
+  for (const b of $("classes").children) b.setAttribute("aria-checked", String(Number(b.dataset.classId) === c));
+  const chosen = $(`class-${c}`);
+  if (chosen && chosen.scrollIntoView) chosen.scrollIntoView({ block: "nearest" });
+  setData("class", c);
+  scheduleRender();
+}
+
+function setTool(t) {
+  S.tool = t;
+  $("tool-brush").setAttribute("aria-pressed", String(t === "brush"));
+  $("tool-eraser").setAttribute("aria-pressed", String(t === "eraser"));
+  setData("tool", t);
+  scheduleRender();
+}
+
+function setSize(n, chosen) {
+  n = Math.max(1, Math.min(200, Math.round(n)));
+  S.size = n;
+  if (chosen) S.sizeChosen = true;
+  $("brush-size").value = String(n);
+  $("brush-size-value").textContent = `${n} px`;
+  setData("brushSize", n);
+  scheduleRender();
+}
+
+function setOpacity(pct) {
+  S.opacity = Math.max(0, Math.min(100, pct)) / 100;
+  $("opacity").value = String(Math.round(S.opacity * 100));
+  $("opacity-value").textContent = `${Math.round(S.opacity * 100)}%`;
+  scheduleRender();
+}
+
+function setProgress(value, max) {
+  const p = $("progress");
+  p.max = Math.max(1, max);
+  p.value = max > 0 ? Math.min(value, max) : 1;
+}
+
+function updateButtons() {
+  const ready = !!S.img && app.dataset.state === "ready";
+  $("segment").disabled = !ready || !!S.job;
+  $("cancel").disabled = !S.job;
+  $("save").disabled = !ready || S.saving;
+  $("undo").disabled = !S.undo.length;
+  $("redo").disabled = !S.redo.length;
+  $("clear").disabled = !ready;
+  const dl = $("download");
+  if (ready && S.maskKind === "final") {
+    dl.href = api.maskDownloadUrl(S.id);
+    dl.setAttribute("download", (S.info && S.info.files && S.info.files.mask) || "mask.png");
+    dl.setAttribute("aria-disabled", "false");
+  } else {
+    dl.href = "#";
+    dl.setAttribute("aria-disabled", "true");
+  }
+  updateNav();
+}
+
+function updateNav() {
+  const i = index();
+  $("prev").disabled = i <= 0;
+  $("next").disabled = i < 0 || i >= S.images.length - 1;
+  $("image-index").textContent = i >= 0 ? `image ${i + 1} / ${S.images.length}` : "";
+}
+
+function buildClasses() {
+  const list = $("classes");
+  list.replaceChildren();
+  S.rgb = S.config.classes.map((c) => hexToRgb(c.colour));
+  for (const c of S.config.classes) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "class-item";
+    b.id = `class-${c.id}`;
+    b.setAttribute("data-testid", `class-${c.id}`);
+    b.dataset.classId = String(c.id);
+    b.dataset.className = c.name;
+    b.setAttribute("role", "radio");
+    b.setAttribute("aria-checked", "false");
+    b.title = c.id < 10 ? `${c.name} (key ${c.id})` : c.name;
+    const sw = document.createElement("span");
+    sw.className = "swatch";
+    sw.style.background = c.colour;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = c.name;
+    const key = document.createElement("span");
+    key.className = "key";
+    key.textContent = c.id < 10 ? String(c.id) : "";
+    b.append(sw, name, key);
+    b.addEventListener("click", () => selectClass(c.id));
+    list.appendChild(b);
+  }
+  selectClass(S.config.classes.length > 1 ? 1 : 0);
+}
+
+function showList(L) {
+  S.images = L.images;
+  S.mode = L.mode;
+  $("done-count").textContent = `${L.done} / ${L.total} done`;
+  setData("done", L.done);
+  setData("total", L.total);
+  const sel = $("image-select");
+  sel.replaceChildren(
+    ...L.images.map((im, i) => {
+      const o = document.createElement("option");
+      o.value = im.id;
+      o.textContent = `${im.done ? "✓" : "·"} ${i + 1}. ${im.name}`;
+      return o;
+    })
+  );
+  sel.disabled = !L.images.length;
+  if (S.id) sel.value = S.id;
+  updateNav();
+}
+
+async function refreshList() {
+  showList(await api.listImages());
+}
+
+// ------------------------------------------------------------------ images
+
+async function openImage(id) {
+  const token = ++S.loadToken;
+  abortFit();
+  S.stroke = null;
+  setData("state", "loading");
+  updateButtons();
+  status("Loading…");
+  try {
+    const info = await api.getImageInfo(id);
+    const img = await api.fetchBitmap(info.image_url);
+    let labels = null;
+    let mask = null;
+    let note = "";
+    if (info.has_labels) {
+      try {
+        labels = await api.getLabels(info.labels_url);
+      } catch (e) {
+        note = ` (saved labels not loaded: ${e.message})`;
+      }
+    }
+    if (info.has_mask) {
+      try {
+        mask = await api.fetchBitmap(info.mask_url);
+      } catch (e) {
+        note += ` (saved mask not loaded: ${e.message})`;
+      }
+    }
+    if (token !== S.loadToken) return;
+    S.id = info.id;
+    S.info = info;
+    S.W = info.width;
+    S.H = info.height;
+    S.img = img;
+    if (!resetLabels(labels)) note += " (saved labels have another size; ignored)";
+    resetMask();
+    if (mask) drawMask(mask, "final");
+    setData("mask", S.maskKind);
+    resetHistory();
+    markSaved();
+    if (!S.sizeChosen) setSize(Math.max(3, Math.round(Math.max(S.W, S.H) / 30)));
+    setData("imageId", info.id);
+    setData("imageName", info.name);
+    setData("width", S.W);
+    setData("height", S.H);
+    setData("fit", "idle");
+    setData("previewCount", 0);
+    setProgress(0, 1);
+    $("image-name").textContent = `${info.name} · ${S.W}×${S.H}`;
+    $("image-select").value = info.id;
+    $("drop-hint").hidden = true;
+    setData("state", "ready");
+    fitView();
+    updateButtons();
+    const loaded = labels || mask ? `Loaded ${[labels && "labels", mask && "mask"].filter(Boolean).join(" and ")} from the output folder. ` : "";
+    status(`${loaded}Paint blobs of two or more classes, then run DIPSEG (Enter).${note}`);
+    if (window.history && window.history.replaceState) window.history.replaceState(null, "", `#${encodeURIComponent(info.id)}`);
+  } catch (e) {
+    if (token !== S.loadToken) return;
+    setData("state", S.img ? "ready" : "error");
+    updateButtons();
+    status(`Cannot open ${id}: ${e.message}`, "error");
+  }
+}
+
+async function switchTo(id) {
+  if (!id || (id === S.id && S.img)) return;
+  if (S.img && $("autosave").checked && (S.dirty || S.maskUnsaved)) {
+    const ok = await save();
+    if (!ok) return;
+  }
+  await openImage(id);
+}
+
+async function go(delta) {
+  const i = index();
+  const j = i + delta;
+  if (i < 0 || j < 0 || j >= S.images.length) return;
+  await switchTo(S.images[j].id);
+}
+
+async function uploadFiles(files) {
+  let first = null;
+  for (const file of files) {
+    if (S.config && file.size > S.config.max_upload_bytes) {
+      status(`${file.name} is ${file.size} bytes, more than the limit of ${S.config.max_upload_bytes}`, "error");
+      continue;
+    }
+    status(`Uploading ${file.name}…`);
+    try {
+      const info = await api.uploadImage(file);
+      if (!first) first = info.id;
+    } catch (e) {
+      status(`Cannot open ${file.name}: ${e.message}`, "error");
+    }
+  }
+  if (first) {
+    await refreshList();
+    await switchTo(first);
+  }
+}
+
+// ------------------------------------------------------------------ segment, cancel, save
+
+async function onFitEvent(job, ev, d) {
+  if (S.job !== job || S.id !== job.id) return;
+  if (ev === "queued") {
+    job.jobId = d.job;
+    setData("job", d.job);
+    setData("fit", "queued");
+    status(d.position > 0 ? `Queued: ${d.position} fit(s) ahead…` : "Starting…");
+  } else if (ev === "start") {
+    setData("fit", "running");
+    setProgress(0, d.total);
+    status(d.warm_start ? "Fitting (continuing the previous fit)…" : "Fitting…");
+  } else if (ev === "progress") {
+    setData("fit", "running");
+    setProgress(d.iteration, d.total);
+    status(`Fitting… step ${d.iteration} / ${d.total} · ${Number(d.elapsed).toFixed(1)} s`);
+    if (d.preview) {
+      const bm = await api.fetchBitmap(d.preview);
+      if (S.job !== job) return;
+      drawMask(bm, "preview");
+      setData("previewCount", Number(app.dataset.previewCount || 0) + 1);
+    }
+  } else if (ev === "done") {
+    job.done = true;
+    if (d.mask_url) {
+      const bm = await api.fetchBitmap(d.mask_url);
+      if (S.job !== job) return;
+      drawMask(bm, "final");
+      markMaskUnsaved();
+    } else if (S.maskKind === "preview") {
+      S.maskKind = "none";
+      setData("mask", "none");
+    }
+    setProgress(d.iterations || 0, d.total || 0);
+    const cancelled = d.stopped === "cancelled";
+    const n = (d.classes || []).length;
+    const what = cancelled ? "Stopped early" : "Done";
+    const time = d.seconds !== undefined ? ` in ${Number(d.seconds).toFixed(1)} s` : "";
+    const steps = `${d.iterations} steps${d.warm_start ? ", warm start" : ""}, ${n} class${n === 1 ? "" : "es"}`;
+    status(`${what}${time} (${steps}).${d.message ? " Note: " + d.message : ""}`, cancelled ? "info" : "ok");
+    setData("classesFound", (d.classes || []).map((c) => c.id).join(","));
+    setData("fit", cancelled ? "cancelled" : "done");
+  } else if (ev === "error") {
+    job.done = true;
+    setData("fit", "error");
+    status(d.detail || "the fit failed", "error");
+  }
+}
+
+async function runSegment() {
+  if (!S.img || S.job || app.dataset.state !== "ready") return;
+  if (!labelledCount()) {
+    status("Paint some labels first: at least two classes.", "error");
+    return;
+  }
+  const job = { id: S.id, ctl: new AbortController(), jobId: null, done: false };
+  S.job = job;
+  setData("fit", "queued");
+  setData("previewCount", 0);
+  setProgress(0, 1);
+  updateButtons();
+  status("Sending labels…");
+  try {
+    await api.segment(job.id, encodeLabels(), job.ctl.signal, (ev, d) => onFitEvent(job, ev, d));
+    if (!job.done && S.job === job) throw new Error("the connection closed before the fit finished");
+  } catch (e) {
+    if (S.job === job && !job.done) {
+      if (e.name === "AbortError") {
+        setData("fit", "cancelled");
+        status("Stopped.");
+      } else {
+        setData("fit", "error");
+        status(e.message, "error");
+      }
+    }
+  } finally {
+    if (S.job === job) {
+      S.job = null;
+      updateButtons();
+    }
+  }
+}
+
+async function cancelFit() {
+  const job = S.job;
+  if (!job) return;
+  $("cancel").disabled = true;
+  status("Stopping…");
+  if (job.jobId) {
+    try {
+      await api.cancelJob(job.jobId);
+      return; // the stream ends with a "done" event carrying the partial mask
+    } catch (e) {
+      /* already finished or unknown: fall through and drop the connection */
+    }
+  }
+  job.ctl.abort();
+}
+
+function abortFit() {
+  const job = S.job;
+  if (!job) return;
+  S.job = null;
+  job.ctl.abort(); // closing the stream cancels the fit on the server
+  setData("fit", "idle");
+}
+
+async function save() {
+  if (!S.img || S.saving) return false;
+  S.saving = true;
+  updateButtons();
+  status("Saving…");
+  try {
+    const r = await api.saveImage(S.id, encodeLabels());
+    markSaved();
+    status(`Wrote ${Object.values(r.files).join(", ")} to ${r.out_dir}`, "ok");
+    $("done-count").textContent = `${r.progress.done} / ${r.progress.total} done`;
+    await refreshList();
+    return true;
+  } catch (e) {
+    status(`Could not write the files: ${e.message}`, "error");
+    return false;
+  } finally {
+    S.saving = false;
+    updateButtons();
+  }
+}
+
+// ------------------------------------------------------------------ events
+
+function bind() {
+  new ResizeObserver(resize).observe(stage);
+
+  // keep keyboard focus off buttons clicked with the mouse, so shortcuts keep working
+  document.addEventListener("mousedown", (e) => {
+    if (e.target.closest && e.target.closest("button")) e.preventDefault();
+  });
+
+  canvas.addEventListener("pointerdown", (e) => {
+    if (!S.img || app.dataset.state !== "ready") return;
+    try {
+      canvas.setPointerCapture(e.pointerId);
+    } catch (err) {
+      /* synthetic pointers may not be capturable */
+    }
+    const p = toImage(e);
+    S.pointer = p;
+    if (e.button === 1 || e.button === 2 || (e.button === 0 && S.space)) {
+      S.pan = { sx: e.clientX, sy: e.clientY, x: S.view.x, y: S.view.y };
+      stage.classList.add("panning");
+      e.preventDefault();
+      return;
+    }
+    if (e.button !== 0) return;
+    e.preventDefault();
+    beginStroke(p);
+    scheduleRender();
+  });
+  canvas.addEventListener("pointermove", (e) => {
+    const p = toImage(e);
+    S.pointer = p;
+    if (S.pan) {
+      S.view.x = S.pan.x + e.clientX - S.pan.sx;
+      S.view.y = S.pan.y + e.clientY - S.pan.sy;
+      S.fitted = false;
+    } else if (S.stroke) {
+      const evs = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
+      for (const ce of evs.length ? evs : [e]) strokeTo(toImage(ce));
+    }
+    scheduleRender();
+  });
+  const up = () => {
+    if (S.pan) {
+      S.pan = null;
+      stage.classList.remove("panning");
+    }
+    if (S.stroke) endStroke();
+    scheduleRender();
+  };
+  canvas.addEventListener("pointerup", up);
+  canvas.addEventListener("pointercancel", up);
+  canvas.addEventListener("pointerleave", () => {
+    if (!S.stroke && !S.pan) {
+      S.pointer = null;
+      scheduleRender();
+    }
+  });
+  canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+  canvas.addEventListener(
+    "wheel",
+    (e) => {
+      e.preventDefault();
+      const p = toImage(e);
+      const unit = e.deltaMode === 1 ? 0.05 : e.deltaMode === 2 ? 1 : 0.0015;
+      zoomAt(Math.exp(-e.deltaY * unit), p.sx, p.sy);
+    },
+    { passive: false }
+  );
+
+  $("tool-brush").addEventListener("click", () => setTool("brush"));
+  $("tool-eraser").addEventListener("click", () => setTool("eraser"));
+  $("brush-size").addEventListener("input", (e) => setSize(Number(e.target.value), true));
+  $("opacity").addEventListener("input", (e) => setOpacity(Number(e.target.value)));
+  $("undo").addEventListener("click", undo);
+  $("redo").addEventListener("click", redo);
+  $("clear").addEventListener("click", clearLabels);
+  $("zoom-in").addEventListener("click", () => zoomCentre(1.25));
+  $("zoom-out").addEventListener("click", () => zoomCentre(0.8));
+  $("zoom-fit").addEventListener("click", fitView);
+  $("segment").addEventListener("click", runSegment);
+  $("cancel").addEventListener("click", cancelFit);
+  $("save").addEventListener("click", save);
+  $("prev").addEventListener("click", () => go(-1));
+  $("next").addEventListener("click", () => go(1));
+  $("image-select").addEventListener("change", (e) => {
+    e.target.blur(); // give the keyboard shortcuts back
+    switchTo(e.target.value);
+  });
+  $("open").addEventListener("click", () => $("file-input").click());
+  $("file-input").addEventListener("change", (e) => {
+    const files = Array.from(e.target.files || []);
+    e.target.value = "";
+    uploadFiles(files);
+  });
+  $("download").addEventListener("click", (e) => {
+    if ($("download").getAttribute("aria-disabled") === "true") e.preventDefault();
+  });
+
+  stage.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    stage.classList.add("dragover");
+  });
+  stage.addEventListener("dragleave", () => stage.classList.remove("dragover"));
+  stage.addEventListener("drop", (e) => {
+    e.preventDefault();
+    stage.classList.remove("dragover");
+    const files = Array.from((e.dataTransfer && e.dataTransfer.files) || []).filter(
+      (f) => !f.type || f.type.startsWith("image/")
+    );
+    if (files.length) uploadFiles(files);
+  });
+
+  document.addEventListener("keydown", onKey);
+  document.addEventListener("keyup", (e) => {
+    if (e.key === " ") S.space = false;
+  });
+  window.addEventListener("blur", () => {
+    S.space = false;
+  });
+}
+
+function onKey(e) {
+  const t = e.target;
+  const tag = t && t.tagName;
+  if (tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && !["range", "checkbox"].includes(t.type))) return;
+  if ((tag === "BUTTON" || tag === "A") && (e.key === "Enter" || e.key === " ")) return;
+  const k = e.key;
+  const mod = e.ctrlKey || e.metaKey;
+  if (mod && (k === "z" || k === "Z")) {
+    e.preventDefault();
+    if (e.shiftKey) redo();
+    else undo();
+    return;
+  }
+  if (mod && (k === "y" || k === "Y")) {
+    e.preventDefault();
+    redo();
+    return;
+  }
+  if (mod && (k === "s" || k === "S")) {
+    e.preventDefault();
+    save();
+    return;
+  }
+  if (mod || e.altKey) return;
+  if (/^[0-9]$/.test(k)) {
+    e.preventDefault();
+    selectClass(Number(k));
+    return;
+  }
+  let handled = true;
+  switch (k) {
+    case "[":
+      setSize(S.size > 10 ? S.size / 1.2 : S.size - 1, true);
+      break;
+    case "]":
+      setSize(S.size >= 10 ? S.size * 1.2 : S.size + 1, true);
+      break;
+    case "b":
+    case "B":
+      setTool("brush");
+      break;
+    case "e":
+    case "E":
+      setTool("eraser");
+      break;
+    case "Enter":
+      runSegment();
+      break;
+    case "Escape":
+      cancelFit();
+      break;
+    case "n":
+    case "N":
+    case "PageDown":
+      go(1);
+      break;
+    case "p":
+    case "P":
+    case "PageUp":
+      go(-1);
+      break;
+    case "+":
+    case "=":
+      zoomCentre(1.25);
+      break;
+    case "-":
+    case "_":
+      zoomCentre(0.8);
+      break;
+    case "f":
+    case "F":
+      fitView();
+      break;
+    case "m":
+    case "M":
+      S.maskHidden = !S.maskHidden;
+      scheduleRender();
+      break;
+    case "o":
+    case "O":
+      $("file-input").click();
+      break;
+    case " ":
+      S.space = true;
+      break;
+    default:
+      handled = false;
+  }
+  if (handled) e.preventDefault();
+}
+
+// ------------------------------------------------------------------ scripting API
+
+window.dipseg = {
+  state: () => ({
+    state: app.dataset.state,
+    fit: app.dataset.fit,
+    mask: app.dataset.mask,
+    saved: app.dataset.saved === "true",
+    image: S.id,
+    width: S.W,
+    height: S.H,
+    cls: S.cls,
+    tool: S.tool,
+    brushSize: S.size,
+    zoom: S.view.scale,
+    labelled: labelledCount(),
+    undo: S.undo.length,
+    redo: S.redo.length,
+    job: S.job ? S.job.jobId : null,
+  }),
+  labelCounts,
+  imageToClient,
+  clientToImage,
+  selectClass,
+  setTool,
+  setBrushSize: (n) => setSize(n, true),
+  segment: runSegment,
+  cancel: cancelFit,
+  save,
+  next: () => go(1),
+  prev: () => go(-1),
+  open: switchTo,
+  undo,
+  redo,
+};
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  onHistoryChange(updateButtons);
+  bind();
+  setOpacity(50);
+  try {
+    S.config = await api.getConfig();
+    buildClasses();
+    await refreshList();
+  } catch (e) {
+    setData("state", "error");
+    status(`Cannot reach the dipseg server: ${e.message}`, "error");
+    return;
+  }
+  setData("mode", S.mode);
+  resize();
+  if (!S.images.length) {
+    setData("state", "empty");
+    $("drop-hint").hidden = false;
+    status(S.mode === "folder" ? "The folder holds no images: open or drop one." : "Open or drop an image to start.");
+    updateButtons();
+    return;
+  }
+  const wanted = decodeURIComponent(window.location.hash.slice(1));
+  const first = S.images.find((im) => im.id === wanted) || S.images.find((im) => !im.done) || S.images[0];
+  await openImage(first.id);
+}
+
+start();

@@ -1,0 +1,90 @@
+// The page's one mutable state object, shared by every module, and the few changes to it
+// that must always come with a side effect (undo history, the "saved" flag).
+
+export const UNLABELLED = 255;
+export const MAX_UNDO = 100;
+
+export const S = {
+  config: null,
+  images: [],
+  mode: "folder",
+  id: null,
+  info: null,
+  W: 0,
+  H: 0,
+  img: null,
+  rgb: [], // class id -> [r, g, b]
+  labels: null, // Uint8Array W*H, 255 = unlabelled
+  labelCanvas: null,
+  labelCtx: null,
+  labelData: null,
+  maskCanvas: null,
+  maskCtx: null,
+  maskKind: "none",
+  cls: 1,
+  tool: "brush",
+  size: 15,
+  sizeChosen: false,
+  opacity: 0.5,
+  maskHidden: false,
+  view: { scale: 1, x: 0, y: 0 },
+  fitted: true,
+  undo: [],
+  redo: [],
+  stroke: null,
+  pan: null,
+  space: false,
+  pointer: null,
+  job: null,
+  dirty: false,
+  maskUnsaved: false,
+  saving: false,
+  loadToken: 0,
+  renderQueued: false,
+};
+
+const app = document.getElementById("app");
+
+// #app[data-*] is what scripts and tests read, so every module publishes through here.
+export function setData(key, value) {
+  app.dataset[key] = String(value);
+}
+
+// The history lives here but its buttons live in main.js, which registers how to refresh them.
+let historyListener = () => {};
+
+export function onHistoryChange(fn) {
+  historyListener = fn;
+}
+
+export function historyChanged() {
+  historyListener();
+}
+
+export function pushUndo(entry) {
+  S.undo.push(entry);
+  if (S.undo.length > MAX_UNDO) S.undo.shift();
+  S.redo = [];
+  historyChanged();
+}
+
+export function resetHistory() {
+  S.undo = [];
+  S.redo = [];
+}
+
+export function markDirty() {
+  S.dirty = true;
+  setData("saved", false);
+}
+
+export function markMaskUnsaved() {
+  S.maskUnsaved = true;
+  setData("saved", false);
+}
+
+export function markSaved() {
+  S.dirty = false;
+  S.maskUnsaved = false;
+  setData("saved", true);
+}

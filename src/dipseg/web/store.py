@@ -1,0 +1,523 @@
+"""The images a server annotates, their painted labels and latest masks, and saving them.
+
+Images come from a ``--images`` folder (addressed by file name) or from uploads (addressed
+by ``upload-<random>``); client-given names never become paths. Output files are named
+after sanitised stems inside ``--out`` and written atomically. Labels are kept as
+``(H, W) uint8`` with :data:`UNLABELLED` (255) for unlabelled pixels, the wire's and the
+label PNG's convention; fits get the library's ``IGNORE`` convention (:func:`to_ignore`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import threading
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import __version__
+from ..io import (
+    InputError,
+    TooLargeError,
+    UnsupportedFormatError,
+    check_labels,
+    decode_image,
+    labels_from_image,
+    open_image,
+    read_image,
+    write_labels,
+    write_mask,
+)
+from ..labels import IGNORE, VOID
+from ..palette import encode_palette_png
+from .body import decode_data_url, decode_rle
+from .errors import BadRequest, Conflict, NotFound, StorageError
+from .settings import Settings
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+"""Files of a ``--images`` folder that are listed (case-insensitive)."""
+
+UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+"""PIL decoders tried on uploads (nothing that shells out, such as EPS)."""
+
+MAX_UPLOADS = 64
+"""Uploaded images kept in memory; the oldest is forgotten beyond this."""
+IMAGE_CACHE = 4
+"""Decoded folder images kept in memory."""
+UNLABELLED = VOID
+"""Label value of an unlabelled pixel on the wire and in label PNGs (255)."""
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem made only of ``A-Z a-z 0-9 . _ -`` from a client-given name.
+
+    Directories, drive letters, ``..`` and other characters are dropped, so the result can
+    never name a path outside the output folder.
+    """
+    name = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = name.split(":")[-1]
+    body = name.lstrip(".")
+    stem = name[: len(name) - len(body)] + body.rsplit(".", 1)[0] if "." in body else name
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:100]
+    return stem or "image"
+
+
+def display_name(name: str) -> str:
+    """The last component of a client-given name with control characters removed (for display)."""
+    name = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())[:200]
+    return name or "image"
+
+
+def outputs_for(stem: str) -> dict[str, str]:
+    """File names written into ``--out`` for an image with output stem ``stem``."""
+    return {"mask": f"{stem}.png", "labels": f"{stem}_labels.png", "meta": f"{stem}_meta.json"}
+
+
+def to_ignore(labels8: np.ndarray) -> np.ndarray:
+    """uint8 labels with 255 = unlabelled -> the library's int64 labels with ``IGNORE``."""
+    labels = labels8.astype(np.int64)
+    labels[labels == UNLABELLED] = IGNORE
+    return labels
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+@dataclass
+class ImageEntry:
+    """One image of the server's listing.
+
+    Attributes
+    ----------
+    id : str
+        The id in URLs: the file name (folder) or ``upload-<hex>``.
+    name : str
+        Shown to the user.
+    stem : str
+        Output file stem, unique among the listing (see :func:`outputs_for`).
+    source : {"folder", "upload"}
+    path : Path or None
+        Folder images: the file, decoded on demand.
+    array : ndarray or None
+        Uploads: the decoded image, kept in memory.
+    sha256 : str or None
+        Uploads: digest of the uploaded bytes.
+    """
+
+    id: str
+    name: str
+    stem: str
+    source: str
+    path: Path | None = None
+    array: np.ndarray | None = field(default=None, repr=False)
+    sha256: str | None = None
+
+    def outputs(self) -> dict[str, str]:
+        return outputs_for(self.stem)
+
+
+@dataclass
+class Result:
+    """The latest fit of one image.
+
+    Attributes
+    ----------
+    classes : ndarray (H, W) uint8
+    labels : ndarray (H, W) uint8
+        The labels that fit used (255 = unlabelled).
+    meta : dict
+        :meth:`dipseg.Segmentation.metadata` of the fit.
+    version : int
+        Increases with every fit on the server; makes mask URLs unique.
+    """
+
+    classes: np.ndarray
+    labels: np.ndarray
+    meta: dict
+    version: int
+
+
+class ImageStore:
+    """The image listing with its labels, results and decoded-image cache (thread-safe).
+
+    Parameters
+    ----------
+    settings : Settings
+    on_forget : callable, optional
+        Called with an image id when an upload is dropped (so other caches drop it too).
+    """
+
+    def __init__(self, settings: Settings, on_forget: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.out_dir = settings.out_dir
+        self.class_names = settings.classes
+        self.on_forget = on_forget
+        self.lock = threading.RLock()
+        self.entries: dict[str, ImageEntry] = {}
+        self.order: list[str] = []
+        self.reserved: dict[str, str] = {}  # output file name -> image id
+        self.labels: dict[str, np.ndarray] = {}
+        self.results: dict[str, Result] = {}
+        self.cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.version = 0
+        if settings.images_dir is not None:
+            self._scan(settings.images_dir)
+
+    # ---- listing
+
+    def _scan(self, folder: Path) -> None:
+        files = sorted(
+            (p for p in folder.iterdir()
+             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()),
+            key=lambda p: _natural_key(p.name),
+        )
+        for p in files:
+            stem = self._free_stem(safe_stem(p.name), sha=None, check_disk=False)
+            self._register(ImageEntry(id=p.name, name=p.name, stem=stem, source="folder", path=p))
+
+    def _register(self, entry: ImageEntry) -> None:
+        self.entries[entry.id] = entry
+        self.order.append(entry.id)
+        for f in entry.outputs().values():
+            self.reserved[f] = entry.id
+
+    def _free_stem(self, base: str, sha: str | None, check_disk: bool) -> str:
+        """First of ``base``, ``base_2``, ... whose output names are free.
+
+        With ``check_disk`` (uploads), existing outputs on disk are reused only when their
+        metadata records the same image (sha256); otherwise the stem is skipped, so an upload
+        never overwrites another image's saved mask.
+        """
+        for i in range(1, 100000):
+            stem = base if i == 1 else f"{base}_{i}"
+            names = outputs_for(stem)
+            if any(n in self.reserved for n in names.values()):
+                continue
+            if check_disk and any((self.out_dir / n).exists() for n in names.values()):
+                try:
+                    meta = json.loads((self.out_dir / names["meta"]).read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if not isinstance(meta, dict) or meta.get("image_sha256") != sha:
+                    continue
+            return stem
+        raise InputError(f"no free output name for {base!r}")  # pragma: no cover
+
+    def entry(self, image_id: str) -> ImageEntry:
+        """The image with id ``image_id``.
+
+        Raises
+        ------
+        NotFound
+        """
+        with self.lock:
+            entry = self.entries.get(image_id)
+        if entry is None:
+            raise NotFound(f"no image with id {image_id!r}; GET /api/images lists the ids")
+        return entry
+
+    def __len__(self) -> int:
+        """Images in the listing."""
+        with self.lock:
+            return len(self.order)
+
+    def has(self, image_id: str) -> bool:
+        with self.lock:
+            return image_id in self.entries
+
+    def is_done(self, entry: ImageEntry) -> bool:
+        """Whether a mask of the image is saved in ``--out``."""
+        return (self.out_dir / entry.outputs()["mask"]).is_file()
+
+    def has_labels(self, entry: ImageEntry) -> bool:
+        """Labels painted in this session or saved in ``--out``."""
+        with self.lock:
+            if entry.id in self.labels:
+                return True
+        return (self.out_dir / entry.outputs()["labels"]).is_file()
+
+    def has_mask(self, entry: ImageEntry) -> bool:
+        """A mask fitted in this session or saved in ``--out``."""
+        with self.lock:
+            if entry.id in self.results:
+                return True
+        return self.is_done(entry)
+
+    def position(self, entry: ImageEntry) -> tuple[int, list[str]]:
+        """The image's index in the listing (-1 once forgotten) and a copy of the listing's ids."""
+        with self.lock:
+            order = list(self.order)
+        return (order.index(entry.id) if entry.id in order else -1), order
+
+    def listing(self) -> dict[str, Any]:
+        """Mode, counts and a summary of every image (see :class:`dipseg.web.models.ImageListing`)."""
+        with self.lock:
+            entries = [self.entries[i] for i in self.order]
+        images = [{"id": e.id, "name": e.name, "source": e.source, "done": self.is_done(e),
+                   "has_labels": self.has_labels(e)} for e in entries]
+        return {"mode": self.settings.mode, "total": len(images), "done": sum(i["done"] for i in images),
+                "images": images}
+
+    def progress(self) -> dict[str, int]:
+        """``{"done", "total"}``: saved masks and images."""
+        listing = self.listing()
+        return {"done": listing["done"], "total": listing["total"]}
+
+    # ---- uploads
+
+    def decode_upload(self, data: bytes) -> np.ndarray:
+        """Decode uploaded bytes to ``(H, W, 3) uint8``, refusing non-images and pixel bombs.
+
+        Raises
+        ------
+        InputError
+            :class:`~dipseg.io.TooLargeError` beyond ``max_pixels``,
+            :class:`~dipseg.io.UnsupportedFormatError` for anything but the upload formats,
+            plain ``InputError`` for a corrupt image or one smaller than 2x2.
+        """
+        try:
+            return decode_image(data, max_pixels=self.settings.max_pixels, formats=list(UPLOAD_FORMATS))
+        except UnsupportedFormatError as exc:
+            raise UnsupportedFormatError(f"{exc}; this server reads {', '.join(UPLOAD_FORMATS)}") from None
+
+    def add_upload(self, name: str, data: bytes, array: np.ndarray) -> tuple[ImageEntry, bool]:
+        """Add a decoded upload; the same bytes under the same name give back the earlier entry.
+
+        Returns
+        -------
+        entry : ImageEntry
+        new : bool
+            False when the image was already uploaded.
+        """
+        shown = display_name(name)
+        sha = hashlib.sha256(data).hexdigest()
+        forgotten: list[str] = []
+        with self.lock:
+            for e in self.entries.values():
+                if e.source == "upload" and e.sha256 == sha and e.name == shown:
+                    return e, False
+            stem = self._free_stem(safe_stem(shown), sha=sha, check_disk=True)
+            entry = ImageEntry(id=f"upload-{secrets.token_hex(6)}", name=shown, stem=stem, source="upload",
+                               array=array, sha256=sha)
+            self._register(entry)
+            uploads = [i for i in self.order if self.entries[i].source == "upload"]
+            for old in uploads[: max(0, len(uploads) - MAX_UPLOADS)]:
+                self._forget(old)
+                forgotten.append(old)
+        if self.on_forget is not None:
+            for old in forgotten:
+                self.on_forget(old)
+        return entry, True
+
+    def _forget(self, image_id: str) -> None:
+        entry = self.entries.pop(image_id)
+        self.order.remove(image_id)
+        for f in entry.outputs().values():
+            self.reserved.pop(f, None)
+        for d in (self.labels, self.results, self.cache):
+            d.pop(image_id, None)
+
+    # ---- images and labels
+
+    def load_image(self, entry: ImageEntry) -> np.ndarray:
+        """The image as ``(H, W, 3) uint8`` (folder images are decoded and cached)."""
+        if entry.array is not None:
+            return entry.array
+        with self.lock:
+            if entry.id in self.cache:
+                self.cache.move_to_end(entry.id)
+                return self.cache[entry.id]
+        array = read_image(entry.path, max_pixels=self.settings.max_pixels)
+        with self.lock:
+            self.cache[entry.id] = array
+            while len(self.cache) > IMAGE_CACHE:
+                self.cache.popitem(last=False)
+        return array
+
+    def _classes_only(self, labels: np.ndarray, where: str) -> np.ndarray:
+        """int64 labels with ``IGNORE`` -> uint8 with :data:`UNLABELLED`, refusing values that are no class."""
+        k = len(self.class_names)
+        bad = (labels != IGNORE) & ((labels < 0) | (labels >= k))
+        if bad.any():
+            raise InputError(
+                f"{where}: label value {int(labels[bad][0])} is not a class (0..{k - 1}; {UNLABELLED} = unlabelled)")
+        return np.where(labels == IGNORE, UNLABELLED, labels).astype(np.uint8)
+
+    def parse_labels(self, value: Any, shape: tuple[int, int]) -> np.ndarray:
+        """Labels from a request: ``{"width", "height", "rle"}`` or a PNG (data URL / base64).
+
+        Returns
+        -------
+        ndarray (H, W) uint8
+            255 = unlabelled; may have no labelled pixel.
+
+        Raises
+        ------
+        InputError
+            Anything invalid (wrong size, a value or colour that is not a class, a bad PNG).
+        """
+        if isinstance(value, dict):
+            wire = decode_rle(value, shape)
+            return self._classes_only(to_ignore(wire), "labels")
+        if isinstance(value, str):
+            return self._labels_from_png(decode_data_url(value, "labels"), shape)
+        raise InputError("labels must be an object {width, height, rle} or a PNG data URL")
+
+    def _labels_from_png(self, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+        H, W = shape
+        try:
+            img = open_image(data, "labels", max_pixels=self.settings.max_pixels, formats=["PNG"])
+        except (TooLargeError, UnsupportedFormatError) as exc:
+            # the image was accepted, so a label PNG that is no PNG or too big is an invalid field
+            raise InputError(f"labels: {exc}") from None
+        if img.size != (W, H):
+            raise InputError(f"label PNG is {img.size[0]}x{img.size[1]} but the image is {W}x{H}")
+        labels = labels_from_image(img, len(self.class_names), where="label PNG")
+        return self._classes_only(labels, "label PNG")
+
+    def set_labels(self, entry: ImageEntry, labels: np.ndarray) -> None:
+        """Keep ``labels`` (uint8, 255 = unlabelled) as the image's current labels."""
+        with self.lock:
+            self.labels[entry.id] = labels
+
+    def current_labels(self, entry: ImageEntry, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+        """The labels painted in this session (``"memory"``) or saved in ``--out`` (``"file"``).
+
+        Raises
+        ------
+        Conflict
+            The saved label file cannot be read for this image.
+        """
+        with self.lock:
+            if entry.id in self.labels:
+                return self.labels[entry.id], "memory"
+        path = self.out_dir / entry.outputs()["labels"]
+        if not path.is_file():
+            return None, None
+        try:
+            return self._read_label_file(path, shape), "file"
+        except InputError as exc:
+            raise Conflict(f"the saved labels {path.name} cannot be used: {exc}") from None
+
+    def _read_label_file(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
+        where = f"label file {path}"
+        k = len(self.class_names)
+        labels = labels_from_image(open_image(path, "label", self.settings.max_pixels), k, where)
+        # a saved file may hold no labelled pixel (the user cleared them); check_labels
+        # would refuse that, so it only checks what has something to check
+        if labels.shape != tuple(shape) or (labels != IGNORE).any():
+            labels = check_labels(labels, shape, k, where)
+        return np.where(labels == IGNORE, UNLABELLED, labels).astype(np.uint8)
+
+    # ---- results
+
+    def set_result(self, image_id: str, classes: np.ndarray, labels: np.ndarray, meta: dict) -> int:
+        """Record a finished fit (dropped if the image was forgotten meanwhile); returns its version."""
+        with self.lock:
+            self.version += 1
+            if image_id in self.entries:
+                self.results[image_id] = Result(classes, labels, meta, self.version)
+            return self.version
+
+    def mask_png(self, entry: ImageEntry) -> bytes | None:
+        """The latest mask (this session's fit, else the saved file) as palette PNG bytes, or None."""
+        with self.lock:
+            result = self.results.get(entry.id)
+        if result is not None:
+            return encode_palette_png(result.classes)
+        path = self.out_dir / entry.outputs()["mask"]
+        try:
+            return path.read_bytes() if path.is_file() else None
+        except OSError:
+            return None
+
+    # ---- saving
+
+    def _target(self, name: str) -> Path:
+        path = (self.out_dir / name).resolve()
+        if path.parent != self.out_dir:  # cannot happen with safe stems; belt and braces
+            raise BadRequest("refusing to write outside the output folder")
+        return path
+
+    def _atomic(self, name: str, write: Callable[[Path], Any]) -> str:
+        """Write ``name`` into ``--out`` through a temporary file and a rename; returns the name."""
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the output folder {self.out_dir}: {exc.strerror or exc}") from None
+        final = self._target(name)
+        tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.tmp{final.suffix}")
+        try:
+            write(tmp)
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise StorageError(f"cannot write {name} into the output folder: {exc.strerror or exc}") from None
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return final.name
+
+    def save(self, entry: ImageEntry, image: np.ndarray) -> dict[str, Any]:
+        """Write the mask, the labels and the metadata of ``entry`` into ``--out``.
+
+        Returns
+        -------
+        dict
+            See :class:`dipseg.web.models.SaveResult`.
+
+        Raises
+        ------
+        Conflict
+            Neither labels nor a mask yet.
+        StorageError
+            The output folder cannot be written.
+        """
+        with self.lock:
+            result = self.results.get(entry.id)
+            labels = self.labels.get(entry.id)
+        if result is None and labels is None:
+            raise Conflict("nothing to save yet: paint labels and press Segment first")
+        names = entry.outputs()
+        files: dict[str, str] = {}
+        if result is not None:
+            files["mask"] = self._atomic(names["mask"], lambda p: write_mask(p, result.classes))
+        if labels is not None:
+            lab = to_ignore(labels)
+            files["labels"] = self._atomic(names["labels"], lambda p: write_labels(p, lab))
+        sha = entry.sha256
+        if sha is None and entry.path is not None:
+            try:
+                sha = hashlib.sha256(entry.path.read_bytes()).hexdigest()
+            except OSError:
+                sha = None
+        meta = {
+            "image": entry.name,
+            "image_path": str(entry.path) if entry.path is not None else None,
+            "image_sha256": sha,
+            "width": int(image.shape[1]),
+            "height": int(image.shape[0]),
+            "classes": list(self.class_names),
+            "files": dict(files, meta=names["meta"]),
+            "labelled_pixels": int((labels != UNLABELLED).sum()) if labels is not None else None,
+            "mask_from_these_labels": bool(result is not None and labels is not None
+                                           and np.array_equal(result.labels, labels)),
+            "fit": result.meta if result is not None else None,
+            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "dipseg_version": __version__,
+        }
+        text = json.dumps(meta, indent=2, default=str)
+        files["meta"] = self._atomic(names["meta"], lambda p: p.write_text(text, encoding="utf-8"))
+        return {"id": entry.id, "saved": True, "out_dir": str(self.out_dir), "files": files,
+                "done": self.is_done(entry), "progress": self.progress()}

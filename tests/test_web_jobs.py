@@ -1,0 +1,166 @@
+"""The fit queue: streamed fits, crashes, workers, thin images, and, on a live server, cancel,
+a full queue and a client that goes away."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from conftest import (
+    WEB_FAST,
+    WEB_H,
+    WEB_W,
+    LiveServer,
+    assert_error,
+    client_for,
+    iter_sse_events,
+    paint,
+    png_bytes,
+    sse_events,
+    two_regions,
+    wire,
+)
+from PIL import Image
+
+import dipseg.web.jobs as jobs_module
+from dipseg.web import create_app
+
+H, W = WEB_H, WEB_W
+
+
+def test_one_class_fills_the_image_and_nothing_painted_is_refused(web_client):
+    client = web_client
+    lab = np.full((H, W), 255, np.uint8)
+    assert "no pixel is labelled" in assert_error(client.post("/api/images/img1.png/segment", json=wire(lab)), 422)
+    lab[5:10, 5:10] = 4
+    done = dict(sse_events(client.post("/api/images/img1.png/segment", json=wire(lab)).text))["done"]
+    assert done["message"] and [c["id"] for c in done["classes"]] == [4]
+
+
+def test_thin_images_are_fitted(web_client):
+    # the library stretches what is too thin for the network, so the server refuses nothing >= 2x2
+    for h, w in ((4, 64), (64, 3)):
+        r = web_client.post("/api/upload", content=png_bytes(two_regions(h, w)), headers={"content-type": "image/png"})
+        assert r.status_code == 201, r.text
+        lab = np.full((h, w), 255, np.uint8)
+        lab[:, 0], lab[:, -1] = 0, 15
+        lab[0, :], lab[-1, :] = 0, 15
+        done = dict(sse_events(web_client.post(f"/api/images/{r.json()['id']}/segment", json=wire(lab)).text))["done"]
+        assert (done["width"], done["height"]) == (w, h) and {c["id"] for c in done["classes"]} <= {0, 15}
+
+
+def test_crash_in_a_fit_is_reported_and_the_server_keeps_serving(web_client, monkeypatch):
+    client = web_client
+    real = jobs_module.segment
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash inside the fit")
+
+    monkeypatch.setattr(jobs_module, "segment", boom)
+    evs = sse_events(client.post("/api/images/img1.png/segment", json=wire(paint())).text)
+    assert evs[-1][0] == "error" and "simulated crash" in evs[-1][1]["detail"]
+    assert client.get("/api/health").json() == {"status": "ok", "version": client.get("/api/config").json()["version"],
+                                                "running": 0, "queued": 0}
+    monkeypatch.setattr(jobs_module, "segment", real)
+    assert sse_events(client.post("/api/images/img1.png/segment", json=wire(paint())).text)[-1][0] == "done"
+
+
+def test_warm_start_only_with_the_same_classes(web_client, monkeypatch):
+    client = web_client
+    seen = []
+    real = jobs_module.segment
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["warm_start"] is not None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "segment", spy)
+    url = "/api/images/img1.png/segment"
+    for lab, warm in ((paint(), True), (paint(), True), (paint(b=7), True), (paint(b=7), False)):
+        start = dict(sse_events(client.post(url, json=dict(wire(lab), warm_start=warm)).text))["start"]
+        assert start["warm_start"] == seen[-1]
+    assert seen == [False, True, False, False]
+
+
+def test_two_workers_fit_with_one_thread_each(web_folder, web_out):
+    with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST, workers=2, queue_size=1)) as c:
+        assert c.get("/api/jobs").json() == {"jobs": [], "capacity": 3, "workers": 2}
+        assert c.app.state.jobs.threads == 1
+        assert sse_events(c.post("/api/images/img2.jpg/segment", json=wire(paint())).text)[-1][0] == "done"
+
+
+# ----------------------------------------------------------------------------- live server: cancel, queue, disconnect
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    d = tmp_path_factory.mktemp("live")
+    (d / "images").mkdir()
+    Image.fromarray(two_regions()).save(d / "images" / "a.png")
+    app = create_app(d / "images", d / "out", fit_overrides={"iterations": 100000, "working_size": 48},
+                     queue_size=0, workers=1, heartbeat=0.2)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
+
+
+def _wait_idle(http: httpx.Client, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while http.get("/api/jobs").json()["jobs"]:
+        assert time.monotonic() < deadline, http.get("/api/jobs").json()
+        time.sleep(0.05)
+
+
+def test_cancel_and_full_queue(live):
+    url = "/api/images/a.png/segment"
+    with live.stream("POST", url, json=wire(paint())) as resp:
+        assert resp.status_code == 200
+        it = iter_sse_events(resp)
+        job = next(d for e, d in it if e == "queued")["job"]
+        next(d for e, d in it if e == "progress")
+        # one worker, no queue: a second fit is refused with 429 and JSON
+        second = live.post(url, json=wire(paint()))
+        assert "busy" in assert_error(second, 429) and second.headers["retry-after"]
+        assert [j["id"] for j in live.get("/api/jobs").json()["jobs"]] == [job]
+        assert live.get("/api/health").json()["running"] == 1
+        assert live.post(f"/api/jobs/{job}/cancel").json()["cancelled"] is True
+        done = next(d for e, d in it if e in ("done", "error"))
+    assert done["stopped"] == "cancelled" and 0 < done["iterations"] < 100000
+    assert done["mask_url"]  # the prediction at the moment it stopped
+    _wait_idle(live)
+    assert_error(live.post(f"/api/jobs/{job}/cancel"), 404)
+
+
+def test_client_going_away_stops_the_fit(live):
+    _wait_idle(live)
+    with live.stream("POST", "/api/images/a.png/segment", json=wire(paint())) as resp:
+        it = iter_sse_events(resp)
+        next(d for e, d in it if e == "progress")
+        assert len(live.get("/api/jobs").json()["jobs"]) == 1
+    # leaving the block closes the connection, like closing the tab
+    _wait_idle(live)
+    assert live.get("/api/health").json()["status"] == "ok"
+
+
+def test_concurrent_requests_get_200_or_429(live):
+    _wait_idle(live)
+    results: list[int] = []
+
+    def hit():
+        try:
+            with live.stream("POST", "/api/images/a.png/segment", json=wire(paint())) as r:
+                results.append(r.status_code)
+                if r.status_code == 200:  # watch it start, then hang up (which cancels it)
+                    next(d for e, d in iter_sse_events(r) if e == "progress")
+        except httpx.HTTPError as exc:  # pragma: no cover - reported below
+            results.append(repr(exc))
+
+    threads = [threading.Thread(target=hit) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results).count(200) >= 1 and set(results) <= {200, 429}, results
+    _wait_idle(live)

@@ -1,0 +1,222 @@
+"""The image store: uploads and their names, labels from requests and files, saving and resuming."""
+
+from __future__ import annotations
+
+import base64
+import json
+from io import BytesIO
+
+import numpy as np
+import pytest
+from conftest import (
+    WEB_FAST,
+    WEB_H,
+    WEB_W,
+    assert_error,
+    client_for,
+    huge_png_header,
+    paint,
+    png_bytes,
+    sse_events,
+    two_regions,
+    wire,
+)
+from PIL import Image
+
+import dipseg.web.store as store_module
+from dipseg.io import InputError, write_labels
+from dipseg.labels import IGNORE
+from dipseg.palette import PALETTE
+from dipseg.web import create_app
+from dipseg.web.body import encode_rle
+from dipseg.web.settings import Settings
+from dipseg.web.store import ImageStore, safe_stem
+
+H, W = WEB_H, WEB_W
+
+
+def test_segment_streams_progress_saves_and_resumes(web_client, web_folder, web_out):
+    client, out = web_client, web_out
+    lab = paint()
+    r = client.post("/api/images/img1.png/segment", json=wire(lab))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    evs = sse_events(r.text)
+    kinds = [e for e, _ in evs]
+    assert kinds[0] == "queued" and kinds[1] == "start" and kinds[-1] == "done", kinds
+    progress = [d for e, d in evs if e == "progress"]
+    assert progress[-1]["iteration"] == WEB_FAST["iterations"] == progress[-1]["total"]
+    previews = [d["preview"] for d in progress if "preview" in d]
+    assert len(previews) >= 2
+    with Image.open(BytesIO(base64.b64decode(previews[-1].split(",", 1)[1]))) as p:
+        assert p.mode == "P" and max(p.size) <= 48
+    done = evs[-1][1]
+    assert done["stopped"] == "done" and not done["warm_start"]
+    assert {c["id"] for c in done["classes"]} == {0, 15}
+
+    m = client.get(done["mask_url"])
+    with Image.open(BytesIO(m.content)) as im:
+        assert im.mode == "P" and im.size == (W, H)
+        mask = np.asarray(im)
+    assert set(np.unique(mask)) == {0, 15}
+    assert (mask[lab == 0] == 0).all() and (mask[lab == 15] == 15).all()
+    dl = client.get("/api/images/img1.png/mask.png?download=1")
+    assert 'filename="img1.png"' in dl.headers["content-disposition"]
+
+    # painting more and segmenting again continues from the previous fit
+    lab2 = lab.copy()
+    lab2[2:6, 50:60] = 15
+    evs2 = sse_events(client.post("/api/images/img1.png/segment", json=wire(lab2)).text)
+    start = dict(evs2)["start"]
+    assert start["warm_start"] and start["total"] == WEB_FAST["iterations"] // 2
+    assert dict(evs2)["done"]["iterations"] == WEB_FAST["iterations"] // 2
+
+    saved = client.post("/api/images/img1.png/save", json=wire(lab2)).json()
+    assert saved["files"] == {"mask": "img1.png", "labels": "img1_labels.png", "meta": "img1_meta.json"}
+    assert saved["progress"] == {"done": 1, "total": 2}
+    with Image.open(out / "img1.png") as im:
+        assert im.mode == "P" and im.size == (W, H) and set(np.unique(np.asarray(im))) <= {0, 15}
+        assert np.array_equal(np.asarray(im.getpalette()[:48]).reshape(-1, 3), PALETTE[:16])
+    with Image.open(out / "img1_labels.png") as im:
+        assert np.array_equal(np.asarray(im), lab2)
+    meta = json.loads((out / "img1_meta.json").read_text())
+    assert meta["image"] == "img1.png" and meta["fit"]["method"] == "dipseg" and meta["mask_from_these_labels"]
+    assert client.get("/api/images").json()["done"] == 1
+    assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img1_labels.png", "img1_meta.json"]
+
+    # a restarted server finds the saved work: reopening the image loads its labels and mask
+    with client_for(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c2:
+        info = c2.get("/api/images/img1.png").json()
+        assert info["done"] and info["has_labels"] and info["has_mask"]
+        got = c2.get("/api/images/img1.png/labels").json()
+        assert got["source"] == "file" and got["rle"] == encode_rle(lab2)
+        with Image.open(BytesIO(c2.get("/api/images/img1.png/mask.png").content)) as im:
+            assert im.size == (W, H)
+        assert c2.get("/api/images").json()["done"] == 1
+
+
+def test_labels_as_png_data_urls(web_client):
+    client = web_client
+    lab = paint(a=3, b=7)
+    buf = BytesIO()
+    Image.fromarray(lab, mode="L").save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    done = dict(sse_events(client.post("/api/images/img2.jpg/segment", json={"labels": url}).text))["done"]
+    assert {c["id"] for c in done["classes"]} == {3, 7}
+    # colour scribbles (RGBA, transparent = unlabelled) work too
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[lab != 255, :3] = PALETTE[lab[lab != 255]]
+    rgba[lab != 255, 3] = 255
+    buf = BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buf, format="PNG")
+    r = client.post("/api/images/img2.jpg/segment", json={"labels": base64.b64encode(buf.getvalue()).decode()})
+    assert {c["id"] for c in dict(sse_events(r.text))["done"]["classes"]} == {3, 7}
+
+
+def test_upload_segment_save_with_hostile_name(web_client, web_out, tmp_path):
+    client, out = web_client, web_out
+    data = png_bytes(two_regions())
+    files = {"file": ("../../../etc/evil name.png", data, "image/png")}
+    r = client.post("/api/upload", files=files)
+    assert r.status_code == 201, r.text
+    info = r.json()
+    assert info["id"].startswith("upload-") and info["name"] == "evil name.png"
+    assert info["files"]["mask"] == "evil_name.png"
+    # the same file again is the same image
+    again = client.post("/api/upload", files=files)
+    assert again.status_code == 200 and again.json()["id"] == info["id"]
+    assert info["new"] and not again.json()["new"]
+    evs = sse_events(client.post(f"/api/images/{info['id']}/segment", json=wire(paint())).text)
+    assert evs[-1][0] == "done"
+    saved = client.post(f"/api/images/{info['id']}/save", json={}).json()
+    assert saved["files"]["mask"] == "evil_name.png"
+    assert (out / "evil_name.png").is_file()
+    assert not (tmp_path.parent / "etc").exists() and not list(tmp_path.glob("evil*"))
+    # raw-body uploads name the image from ?name=
+    r = client.post("/api/upload?name=..%2Fraw.png", content=data, headers={"content-type": "image/png"})
+    assert r.status_code == 201 and r.json()["files"]["mask"] == "raw.png"
+    assert client.get("/api/images").json()["total"] == 4
+
+
+def test_upload_rejections(web_folder, web_out):
+    good = png_bytes(two_regions())
+    with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_upload_bytes=len(good) + 10,
+                               max_pixels=100 * 100)) as c:
+
+        def up(data, name="x.png", ctype="image/png"):
+            return c.post("/api/upload", files={"file": (name, data, ctype)})
+
+        assert up(good).status_code == 201
+        assert "bytes" in assert_error(up(good + b"\0" * 4096), 413)
+        assert "bytes" in assert_error(
+            c.post("/api/upload", content=good + b"\0" * 4096, headers={"content-type": "image/png"}), 413)
+        assert "pixels" in assert_error(up(png_bytes(np.zeros((101, 120, 3), np.uint8))), 413)
+        assert_error(up(huge_png_header(40000, 40000)), 413)  # decompression bomb, refused before decoding
+        assert "not an image" in assert_error(up(b"hello, I am not an image"), 415)
+        assert_error(up(b"<html><script>alert(1)</script></html>", "page.png"), 415)
+        assert_error(up(good[: len(good) // 2]), 422)  # truncated
+        assert_error(up(b""), 400)
+        # the library fits any image of at least 2x2 (it stretches thin ones), so only smaller is refused
+        assert "2x2" in assert_error(up(png_bytes(np.zeros((1, 40, 3), np.uint8))), 422)
+        assert up(png_bytes(np.zeros((8, 8, 3), np.uint8))).status_code == 201
+        assert_error(c.post("/api/upload", files={"image": ("x.png", good, "image/png")}), 422)
+        assert_error(c.post("/api/upload", json={"file": "x"}), 415)
+        assert_error(c.post("/api/upload", content=b"--zzz\r\nbroken", headers={"content-type": "multipart/form-data; boundary=zzz"}), (400, 422))
+        assert c.get("/api/health").json()["status"] == "ok"
+        assert c.get("/api/images").json()["total"] == 4
+
+
+def test_safe_stem():
+    assert safe_stem("../../a b/..\\c:d?.png") == "d"
+    assert safe_stem("..") == "image" and safe_stem(".hidden.png") == "hidden"
+    assert safe_stem("C:\\x\\Straße.JPG") == "Strae"
+
+
+@pytest.fixture
+def store(web_folder, web_out) -> ImageStore:
+    return ImageStore(Settings(images_dir=web_folder, out_dir=web_out, classes=("a", "b", "c")))
+
+
+def test_parse_labels_refuses_what_is_not_a_class(store):
+    lab = paint(a=0, b=2)
+    got = store.parse_labels(wire(lab)["labels"], (H, W))
+    assert got.dtype == np.uint8 and np.array_equal(got, lab)
+    with pytest.raises(InputError, match="not a class"):
+        store.parse_labels(wire(paint(a=0, b=3))["labels"], (H, W))
+    # colours of classes beyond the server's three are no class either
+    rgb = np.full((H, W, 3), (224, 224, 192), np.uint8)
+    rgb[:4, :4] = PALETTE[5]
+    with pytest.raises(InputError, match="not a class colour"):
+        store.parse_labels(base64.b64encode(png_bytes(rgb)).decode(), (H, W))
+    # an index PNG of 16-bit values is read as classes, not cut to 8 bits
+    buf = BytesIO()
+    Image.fromarray(np.full((H, W), 258, np.uint16)).save(buf, format="PNG")
+    with pytest.raises(InputError, match="not a class"):
+        store.parse_labels(base64.b64encode(buf.getvalue()).decode(), (H, W))
+
+
+def test_saved_label_file_without_labels_loads_empty_and_a_bad_one_is_a_conflict(store, web_out):
+    from dipseg.web.errors import Conflict
+
+    entry = store.entry("img1.png")
+    web_out.mkdir()
+    write_labels(web_out / "img1_labels.png", np.full((H, W), IGNORE))
+    labels, source = store.current_labels(entry, (H, W))
+    assert source == "file" and (labels == 255).all()
+    write_labels(web_out / "img1_labels.png", np.full((H + 1, W), 1))
+    with pytest.raises(Conflict, match="cannot be used"):
+        store.current_labels(entry, (H, W))
+
+
+def test_the_oldest_upload_is_forgotten_everywhere(web_out, monkeypatch):
+    monkeypatch.setattr(store_module, "MAX_UPLOADS", 2)
+    forgotten: list[str] = []
+    s = ImageStore(Settings(out_dir=web_out), on_forget=forgotten.append)
+    ids = []
+    for i in range(3):
+        data = png_bytes(two_regions(16, 16 + i))
+        entry, new = s.add_upload(f"u{i}.png", data, s.decode_upload(data))
+        assert new
+        s.set_labels(entry, np.zeros((16, 16 + i), np.uint8))
+        ids.append(entry.id)
+    assert forgotten == ids[:1] and len(s) == 2 and not s.has(ids[0])
+    assert ids[0] not in s.labels
