@@ -11,12 +11,16 @@ from .common import fail, user_errors
 
 
 def bench_cmd(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="voc, grabcut or camvid."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="voc, grabcut, camvid or coco-mval (clicks only)."),
     root: Optional[Path] = typer.Option(None, "--root", help="Dataset folder (default: ../shared/data/<dataset> or $DIPSEG_<DATASET>_ROOT)."),
     split: Optional[str] = typer.Option(None, "--split", help="Split list, e.g. val (the dataset's default if omitted)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images of the split."),
     methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated: dipseg, dipseg-norgb, dipseg:PRESET, grabcut, random-walker, trainable."),
-    labels: List[str] = typer.Option(..., "--labels", "-l", help="SAMPLER:N1,N2,... pixels per class (uniform, blobs), or scribbles[:set-1,set-2] (GrabCut). Repeatable."),
+    labels: Optional[List[str]] = typer.Option(None, "--labels", "-l", help="SAMPLER:N1,N2,... pixels per class (uniform, blobs), or scribbles[:set-1,set-2] (GrabCut). Repeatable. Not with --protocol clicks."),
+    protocol: str = typer.Option("labels", "--protocol", help="labels (sparse labels drawn from ground truth) or clicks (a robot clicks until IoU 90 %: NoC@85/90)."),
+    warm: str = typer.Option("both", "--warm", help="clicks: DIPSEG refits from scratch at every click (off), continues its previous fit (on), or both."),
+    max_clicks: int = typer.Option(20, "--max-clicks", min=1, max=100, help="clicks: clicks per object at most."),
+    robot: str = typer.Option("oracle", "--robot", help="clicks: oracle (at the largest error), suggest (where the tool suggests; DIPSEG) or both."),
     seed: int = typer.Option(0, "--seed", "-s", help="First seed."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds: --seed, --seed+1, ..."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder; rerun with the same folder to resume."),
@@ -32,11 +36,20 @@ def bench_cmd(
     examples: int = typer.Option(4, "--examples", min=0, help="Images shown in examples.png (0: no figure)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Benchmark methods on a dataset with identical sparse labels; resumable.
+    """Benchmark methods on a dataset with identical sparse labels, or by robot clicks; resumable.
 
     Writes OUT/results.jsonl (one row per image, method, sampler, budget, seed),
-    summary.csv, summary.md, miou_vs_budget.png and examples.png.
+    summary.csv, summary.md, miou_vs_budget.png and examples.png. With --protocol clicks:
+    one row per image, method and click, summary_clicks.csv/.md and miou_vs_clicks.png.
     """
+    if protocol == "clicks":
+        _clicks(dataset, root, limit, methods, labels, seed, seeds, out, executor, workers, ray_address, device,
+                preset, iterations, threads, cpus_per_task, gpus_per_task, warm, max_clicks, robot, quiet)
+        return
+    if protocol != "labels":
+        fail(f"--protocol must be labels or clicks, got {protocol!r}")
+    if not labels:
+        fail("no --labels given; e.g. --labels uniform:1,10,100 --labels blobs:30,100,300")
     from ..eval.runner import run_bench
 
     written = [0]
@@ -84,3 +97,36 @@ def bench_cmd(
             err=True,
         )
         raise typer.Exit(1)
+
+
+def _clicks(dataset, root, limit, methods, labels, seed, seeds, out, executor, workers, ray_address, device,
+            preset, iterations, threads, cpus_per_task, gpus_per_task, warm, max_clicks, robot, quiet) -> None:
+    """``--protocol clicks``: :func:`dipseg.eval.interactive.run_clicks`."""
+    from ..eval.interactive import run_clicks
+
+    if labels:
+        fail("--labels does not apply to --protocol clicks (the robot makes the labels)")
+    try:
+        with user_errors():
+            report = run_clicks(
+                dataset, methods, out, root=root, limit=limit, seeds=list(range(seed, seed + seeds)), warm=warm,
+                max_clicks=max_clicks, robot=robot, executor=executor, workers=workers, ray_address=ray_address, device=device,
+                preset=preset, fit_overrides={"iterations": iterations}, threads=threads,
+                cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, progress=not quiet,
+                log=lambda msg: typer.echo(msg, err=True),
+            )
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: finished sessions are safe in {out / 'results.jsonl'}; rerun the same command "
+                   "to resume", err=True)
+        raise typer.Exit(130) from None
+    typer.echo((report.out / "summary_clicks.md").read_text().split("\n\n")[1])
+    typer.echo(f"{report.jobs} sessions: {report.skipped} already done, {report.ran} run now, "
+               f"{len(report.failed)} failed, in {report.seconds:.1f} s")
+    for name, path in report.files.items():
+        typer.echo(f"  {name:12s} {path}")
+    if report.failed:
+        job, msg = report.failed[0]
+        typer.echo(f"dipseg: error: {len(report.failed)} session(s) failed (first: {job.image} {job.method.label}: "
+                   f"{msg}); rerun to retry them", err=True)
+        raise typer.Exit(1)
+

@@ -16,6 +16,10 @@ INPUT_MODES = ("noise", "noise+image", "noise+image+xy")
 REFINERS = ("none", "guided", "random-walk")
 """Full-resolution refinements of the class probabilities."""
 
+WARM_FRACTION = 0.5
+"""Fraction of a preset's steps that a warm-started refit runs (the web page after more
+painting, the interactive protocol after each click): it starts from a fitted network."""
+
 
 @dataclass(frozen=True)
 class NetworkConfig:

@@ -383,16 +383,85 @@ class CamVidDataset(SegmentationDataset):
         return Sample(sample_id, image, gt, VOID, None)
 
 
+# --------------------------------------------------------------------------- COCO MVal
+
+
+class COCOMValDataset(SegmentationDataset):
+    """COCO MVal, the interactive-segmentation benchmark subset of COCO: one object per sample.
+
+    Layout (see ``shared/data/PROVENANCE.md``)::
+
+        img/<name>.jpg    the COCO image (one image may appear under several names)
+        gt/<name>.png     mode L, 0 = background, 255 = the object
+
+    ``<name>`` is ``<category><index>_<coco image id>``. Classes: 0 = background,
+    1 = the object; nothing is void.
+
+    Parameters
+    ----------
+    root : path-like
+        Folder holding ``img/`` and ``gt/``.
+    split : {None, "all", "val"}
+        The set is used whole; every value means all samples.
+    limit : int, optional
+        Keep only the first ``limit`` names (sorted).
+
+    Raises
+    ------
+    InputError
+        Missing folders, or an image without a mask.
+    """
+
+    name = "coco-mval"
+    num_classes = 2
+    class_names = ("background", "object")
+    void = VOID
+
+    def __init__(self, root: str | os.PathLike, split: str | None = None, limit: int | None = None):
+        _check_limit(limit)
+        if split not in (None, "all", "val"):
+            raise ValueError(f"COCO MVal has no split {split!r}; use None or 'all'")
+        self.root = Path(root)
+        self.split = "all"
+        if not self.root.is_dir():
+            raise InputError(f"COCO MVal root not found: {self.root}")
+        for sub in ("img", "gt"):
+            if not (self.root / sub).is_dir():
+                raise InputError(f"no {sub}/ folder under COCO MVal root {self.root}")
+        masks = {p.stem for p in (self.root / "gt").iterdir() if p.suffix.lower() == ".png"}
+        images = {p.stem: p for p in (self.root / "img").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
+        missing = sorted(masks - set(images))
+        if missing:
+            raise InputError(f"COCO MVal mask {missing[0]}.png has no image in {self.root / 'img'}")
+        if not masks:
+            raise InputError(f"no masks (.png) in {self.root / 'gt'}")
+        self._images = images
+        ids = sorted(masks)
+        self.ids = ids[:limit] if limit is not None else ids
+
+    def load(self, sample_id: str) -> Sample:
+        if sample_id not in self._images:
+            raise KeyError(f"{sample_id!r} is not a sample of {self!r}")
+        image = read_image(self._images[sample_id])
+        path = self.root / "gt" / f"{sample_id}.png"
+        mask = read_index_png(path, "COCO MVal mask")
+        _check_same_shape(image, mask, path, "COCO MVal mask")
+        _check_values(mask, np.array([0, 255]), path, "COCO MVal mask")
+        return Sample(sample_id, image, (mask == 255).astype(np.int64), VOID)
+
+
 # --------------------------------------------------------------------------- registry
 
 DATASETS: dict[str, type[SegmentationDataset]] = {
     "voc": VOCDataset,
     "grabcut": GrabCutDataset,
     "camvid": CamVidDataset,
+    "coco-mval": COCOMValDataset,
 }
 
-_FOLDERS = {"voc": "voc2012", "grabcut": "grabcut", "camvid": "camvid"}
-_ENV = {"voc": "DIPSEG_VOC_ROOT", "grabcut": "DIPSEG_GRABCUT_ROOT", "camvid": "DIPSEG_CAMVID_ROOT"}
+_FOLDERS = {"voc": "voc2012", "grabcut": "grabcut", "camvid": "camvid", "coco-mval": "coco_mval"}
+_ENV = {"voc": "DIPSEG_VOC_ROOT", "grabcut": "DIPSEG_GRABCUT_ROOT", "camvid": "DIPSEG_CAMVID_ROOT",
+        "coco-mval": "DIPSEG_COCO_MVAL_ROOT"}
 
 
 def _check_name(name: str) -> None:
@@ -427,7 +496,7 @@ def default_root(name: str) -> Path:
     if env:
         return Path(env)
     folder = _FOLDERS[name]
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]  # src/dipseg/eval/datasets.py -> the checkout
     candidates = [Path.cwd() / ".." / "shared" / "data" / folder, repo / ".." / "shared" / "data" / folder]
     for cand in candidates:
         if cand.is_dir():

@@ -92,7 +92,7 @@ def write_summary(out: Path, summary: list[dict]) -> tuple[Path, Path]:
     for s in summary:
         w.writerow([_fmt(c, s[c]) for c in SUMMARY_COLUMNS])
     csv_path = out / "summary.csv"
-    _write_atomic(csv_path, buf.getvalue())
+    write_atomic(csv_path, buf.getvalue())
     lines = [
         "| " + " | ".join(SUMMARY_COLUMNS) + " |",
         "|" + "|".join("---" if c in ("dataset", "method", "sampler") else "---:" for c in SUMMARY_COLUMNS) + "|",
@@ -107,11 +107,11 @@ def write_summary(out: Path, summary: list[dict]) -> tuple[Path, Path]:
         "(or the scribble set). mean_seconds: mean wall time of one method call.\n"
     )
     md_path = out / "summary.md"
-    _write_atomic(md_path, md)
+    write_atomic(md_path, md)
     return csv_path, md_path
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
