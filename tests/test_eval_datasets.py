@@ -280,3 +280,35 @@ def test_real_camvid():
     s = ds[0]
     assert s.image.shape == (360, 480, 3)
     assert set(np.unique(s.gt).tolist()) <= set(range(11)) | {255}
+
+
+def test_coco_mval_reader(tmp_path):
+    from dipseg.eval.datasets import COCOMValDataset
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "gt").mkdir()
+    mask = np.zeros((10, 12), np.uint8)
+    mask[2:6, 3:9] = 255
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp_path / "img" / "cat 00_000001.jpg")
+    Image.fromarray(mask, mode="L").save(tmp_path / "gt" / "cat 00_000001.png")
+    ds = COCOMValDataset(tmp_path)
+    s = ds.load("cat 00_000001")
+    assert ds.ids == ["cat 00_000001"] and s.gt.sum() == 24 and set(np.unique(s.gt)) == {0, 1}
+    Image.fromarray(mask, mode="L").save(tmp_path / "gt" / "dog00_000002.png")
+    with pytest.raises(InputError, match="has no image"):
+        COCOMValDataset(tmp_path)
+    (tmp_path / "gt" / "dog00_000002.png").unlink()
+    bad = mask.copy()
+    bad[0, 0] = 7
+    Image.fromarray(bad, mode="L").save(tmp_path / "gt" / "cat 00_000001.png")
+    with pytest.raises(InputError, match="holds value 7"):
+        ds.load("cat 00_000001")
+
+
+def test_real_coco_mval_when_present():
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_mval"
+    if not root.is_dir():
+        pytest.skip("COCO MVal not found at ../shared/data/coco_mval")
+    ds = open_dataset("coco-mval", root)
+    s = ds[0]
+    assert len(ds) == 160 and s.gt.shape == s.image.shape[:2] and s.gt.max() == 1

@@ -130,6 +130,16 @@ class SegmentationDataset:
     def _id_set(self) -> set[str]:
         return set(self.ids)
 
+    def _image_and_mask(self, sample_id: str, mask_path: Path, what: str, allowed: np.ndarray):
+        """The image of ``sample_id`` (from ``self._images``) and its index mask, checked against each other."""
+        if sample_id not in self._images:
+            raise KeyError(f"{sample_id!r} is not an image of {self!r}")
+        image = read_image(self._images[sample_id])
+        mask = read_index_png(mask_path, what)
+        _check_same_shape(image, mask, mask_path, what)
+        _check_values(mask, allowed, mask_path, what)
+        return image, mask
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, {len(self)} images)"
 
@@ -303,13 +313,8 @@ class GrabCutDataset(SegmentationDataset):
         return self.scribble_dir / f"{GRABCUT_SCRIBBLE_ALIASES.get(sample_id, sample_id)}-anno.png"
 
     def load(self, sample_id: str) -> Sample:
-        if sample_id not in self._images:
-            raise KeyError(f"{sample_id!r} is not an image of {self!r}")
-        image = read_image(self._images[sample_id])
-        path = self.root / "masks" / f"{sample_id}.bmp"
-        mask = read_index_png(path, "GrabCut mask")
-        _check_same_shape(image, mask, path, "GrabCut mask")
-        _check_values(mask, np.array([0, 128, 255]), path, "GrabCut mask")
+        image, mask = self._image_and_mask(sample_id, self.root / "masks" / f"{sample_id}.bmp", "GrabCut mask",
+                                           np.array([0, 128, 255]))
         gt = np.select([mask == 255, mask == 0], [1, 0], VOID).astype(np.int64)
         scribbles = None
         spath = self.scribble_path(sample_id)
@@ -440,13 +445,8 @@ class COCOMValDataset(SegmentationDataset):
         self.ids = ids[:limit] if limit is not None else ids
 
     def load(self, sample_id: str) -> Sample:
-        if sample_id not in self._images:
-            raise KeyError(f"{sample_id!r} is not a sample of {self!r}")
-        image = read_image(self._images[sample_id])
-        path = self.root / "gt" / f"{sample_id}.png"
-        mask = read_index_png(path, "COCO MVal mask")
-        _check_same_shape(image, mask, path, "COCO MVal mask")
-        _check_values(mask, np.array([0, 255]), path, "COCO MVal mask")
+        image, mask = self._image_and_mask(sample_id, self.root / "gt" / f"{sample_id}.png", "COCO MVal mask",
+                                           np.array([0, 255]))
         return Sample(sample_id, image, (mask == 255).astype(np.int64), VOID)
 
 
