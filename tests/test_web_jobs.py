@@ -15,11 +15,12 @@ from conftest import (
     WEB_W,
     LiveServer,
     assert_error,
-    client_for,
+    api_client,
     iter_sse_events,
     paint,
     png_bytes,
     sse_events,
+    token_headers,
     two_regions,
     wire,
 )
@@ -31,8 +32,8 @@ from dipseg.web import create_app
 H, W = WEB_H, WEB_W
 
 
-def test_one_class_fills_the_image_and_nothing_painted_is_refused(web_client):
-    client = web_client
+def test_one_class_fills_the_image_and_nothing_painted_is_refused(web_api):
+    client = web_api
     lab = np.full((H, W), 255, np.uint8)
     assert "no pixel is labelled" in assert_error(client.post("/api/images/img1.png/segment", json=wire(lab)), 422)
     lab[5:10, 5:10] = 4
@@ -40,20 +41,20 @@ def test_one_class_fills_the_image_and_nothing_painted_is_refused(web_client):
     assert done["message"] and [c["id"] for c in done["classes"]] == [4]
 
 
-def test_thin_images_are_fitted(web_client):
+def test_thin_images_are_fitted(web_api):
     # the library stretches what is too thin for the network, so the server refuses nothing >= 2x2
     for h, w in ((4, 64), (64, 3)):
-        r = web_client.post("/api/upload", content=png_bytes(two_regions(h, w)), headers={"content-type": "image/png"})
+        r = web_api.post("/api/upload", content=png_bytes(two_regions(h, w)), headers={"content-type": "image/png"})
         assert r.status_code == 201, r.text
         lab = np.full((h, w), 255, np.uint8)
         lab[:, 0], lab[:, -1] = 0, 15
         lab[0, :], lab[-1, :] = 0, 15
-        done = dict(sse_events(web_client.post(f"/api/images/{r.json()['id']}/segment", json=wire(lab)).text))["done"]
+        done = dict(sse_events(web_api.post(f"/api/images/{r.json()['id']}/segment", json=wire(lab)).text))["done"]
         assert (done["width"], done["height"]) == (w, h) and {c["id"] for c in done["classes"]} <= {0, 15}
 
 
-def test_crash_in_a_fit_is_reported_and_the_server_keeps_serving(web_client, monkeypatch):
-    client = web_client
+def test_crash_in_a_fit_is_reported_and_the_server_keeps_serving(web_api, monkeypatch):
+    client = web_api
     real = jobs_module.segment
 
     def boom(*args, **kwargs):
@@ -68,8 +69,8 @@ def test_crash_in_a_fit_is_reported_and_the_server_keeps_serving(web_client, mon
     assert sse_events(client.post("/api/images/img1.png/segment", json=wire(paint())).text)[-1][0] == "done"
 
 
-def test_warm_start_only_with_the_same_classes(web_client, monkeypatch):
-    client = web_client
+def test_warm_start_only_with_the_same_classes(web_api, monkeypatch):
+    client = web_api
     seen = []
     real = jobs_module.segment
 
@@ -86,7 +87,7 @@ def test_warm_start_only_with_the_same_classes(web_client, monkeypatch):
 
 
 def test_two_workers_fit_with_one_thread_each(web_folder, web_out):
-    with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST, workers=2, queue_size=1)) as c:
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, workers=2, queue_size=1)) as c:
         assert c.get("/api/jobs").json() == {"jobs": [], "capacity": 3, "workers": 2}
         assert c.app.state.jobs.threads == 1
         assert sse_events(c.post("/api/images/img2.jpg/segment", json=wire(paint())).text)[-1][0] == "done"
@@ -102,7 +103,7 @@ def live(tmp_path_factory):
     Image.fromarray(two_regions()).save(d / "images" / "a.png")
     app = create_app(d / "images", d / "out", fit_overrides={"iterations": 100000, "working_size": 48},
                      queue_size=0, workers=1, heartbeat=0.2)
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30, headers=token_headers(app)) as http:
         yield http
 
 

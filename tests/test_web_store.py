@@ -13,7 +13,7 @@ from conftest import (
     WEB_H,
     WEB_W,
     assert_error,
-    client_for,
+    api_client,
     huge_png_header,
     paint,
     png_bytes,
@@ -35,8 +35,8 @@ from dipseg.web.store import ImageStore, safe_stem
 H, W = WEB_H, WEB_W
 
 
-def test_segment_streams_progress_saves_and_resumes(web_client, web_folder, web_out):
-    client, out = web_client, web_out
+def test_segment_streams_progress_saves_and_resumes(web_api, web_folder, web_out):
+    client, out = web_api, web_out
     lab = paint()
     r = client.post("/api/images/img1.png/segment", json=wire(lab))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
@@ -84,7 +84,7 @@ def test_segment_streams_progress_saves_and_resumes(web_client, web_folder, web_
     assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img1_labels.png", "img1_meta.json"]
 
     # a restarted server finds the saved work: reopening the image loads its labels and mask
-    with client_for(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c2:
+    with api_client(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c2:
         info = c2.get("/api/images/img1.png").json()
         assert info["done"] and info["has_labels"] and info["has_mask"]
         got = c2.get("/api/images/img1.png/labels").json()
@@ -94,8 +94,8 @@ def test_segment_streams_progress_saves_and_resumes(web_client, web_folder, web_
         assert c2.get("/api/images").json()["done"] == 1
 
 
-def test_labels_as_png_data_urls(web_client):
-    client = web_client
+def test_labels_as_png_data_urls(web_api):
+    client = web_api
     lab = paint(a=3, b=7)
     buf = BytesIO()
     Image.fromarray(lab, mode="L").save(buf, format="PNG")
@@ -112,8 +112,8 @@ def test_labels_as_png_data_urls(web_client):
     assert {c["id"] for c in dict(sse_events(r.text))["done"]["classes"]} == {3, 7}
 
 
-def test_upload_segment_save_with_hostile_name(web_client, web_out, tmp_path):
-    client, out = web_client, web_out
+def test_upload_segment_save_with_hostile_name(web_api, web_out, tmp_path):
+    client, out = web_api, web_out
     data = png_bytes(two_regions())
     files = {"file": ("../../../etc/evil name.png", data, "image/png")}
     r = client.post("/api/upload", files=files)
@@ -139,7 +139,7 @@ def test_upload_segment_save_with_hostile_name(web_client, web_out, tmp_path):
 
 def test_upload_rejections(web_folder, web_out):
     good = png_bytes(two_regions())
-    with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_upload_bytes=len(good) + 10,
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_upload_bytes=len(good) + 10,
                                max_pixels=100 * 100)) as c:
 
         def up(data, name="x.png", ctype="image/png"):
