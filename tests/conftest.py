@@ -232,3 +232,27 @@ def web_client(web_folder, web_out):
 
     with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST)) as c:
         yield c
+
+
+# ----------------------------------------------------------------------------- the web app as its page talks to it
+
+
+def token_headers(app) -> dict[str, str]:
+    """The header every state-changing request of the page carries (the server's token)."""
+    return {"X-Dipseg-Token": app.state.settings.token}
+
+
+def api_client(app):
+    """:func:`client_for` sending the page's token header, as the page does (use as a context manager)."""
+    client = client_for(app)
+    client.headers.update(token_headers(app))
+    return client
+
+
+@pytest.fixture
+def web_api(web_folder, web_out):
+    """:func:`web_client` that talks like the page: with the server's token header."""
+    from dipseg.web import create_app
+
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST)) as c:
+        yield c

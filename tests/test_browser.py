@@ -221,6 +221,7 @@ def test_open_a_file_cancel_and_close_the_tab(browser, tmp_path):
         page.click("#cancel")
         page.wait_for_selector("#app[data-fit=cancelled]", timeout=20000)
         assert page.get_attribute("#app", "data-mask") == "final"  # the prediction when it stopped
+        assert page.text_content("#status").startswith("Cancelled after")  # not "stopped early" (convergence)
         assert httpx.get(url + "api/jobs", timeout=10).json()["jobs"] == []
 
         # a non-image is refused with the server's message, and the page keeps working
@@ -240,4 +241,237 @@ def test_open_a_file_cancel_and_close_the_tab(browser, tmp_path):
             assert time.monotonic() < deadline, "the fit outlived its tab"
             time.sleep(0.1)
     finally:
+        _stop(proc)
+
+
+# ----------------------------------------------------------------------------- what the page says, at what size
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _folder(tmp_path: Path, n: int = 2) -> Path:
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(n):
+        Image.fromarray(_image(bool(i % 2))).save(images / f"im{i}.png")
+    return images
+
+
+def _paint_two(page) -> None:
+    page.keyboard.press("0")
+    _stroke(page, [(12, 10), (20, 50)])
+    page.keyboard.press("8")
+    _stroke(page, [(84, 10), (80, 50)])
+
+
+def test_everything_fits_at_1280x800(browser, tmp_path):
+    proc, url = _serve(["--images", str(_folder(tmp_path, 1)), "--out", str(tmp_path / "out")])
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(url)
+        page.wait_for_selector("#app[data-state=ready]", timeout=20000)
+
+        def inside(selector: str) -> bool:
+            box = page.locator(selector).bounding_box()
+            return box is not None and box["y"] >= 0 and box["x"] >= 0 and box["y"] + box["height"] <= 800 \
+                and box["x"] + box["width"] <= 1280
+
+        def unclipped(selector: str) -> bool:  # not scrolled out of its sidebar
+            return page.eval_on_selector(selector, """e => { const r = e.getBoundingClientRect();
+                const s = document.getElementById('sidebar').getBoundingClientRect();
+                return r.top >= s.top && r.bottom <= s.bottom; }""")
+
+        for c in range(21):
+            assert inside(f"#class-{c}") and unclipped(f"#class-{c}"), c
+        for sel in ("#segment", "#cancel", "#status", "#save", "#download", "#brush-size", "#opacity", "#zoom-fit"):
+            assert inside(sel) and unclipped(sel), sel
+        page.screenshot(path=str(tmp_path / "page-1280x800.png"))
+        # the keys: a panel over the canvas, all of it in the window
+        assert not page.is_visible("#help")
+        page.keyboard.press("?")
+        assert page.is_visible("#help")
+        for i in range(page.locator("#help dt").count()):
+            assert inside(f"#help dt >> nth={i}") and inside(f"#help dd >> nth={i}"), i
+        page.screenshot(path=str(tmp_path / "keys-1280x800.png"))
+        page.keyboard.press("Escape")
+        assert not page.is_visible("#help")
+    finally:
+        _stop(proc)
+
+
+def test_reload_after_segment_shows_the_work_as_unsaved_and_next_saves_it(browser, tmp_path):
+    out = tmp_path / "out"
+    proc, url = _serve(["--images", str(_folder(tmp_path)), "--out", str(out), "--iterations", "20",
+                        "--working-size", "48"])
+    try:
+        page, problems = _page(browser, url)
+        _paint_two(page)
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=done]", timeout=60000)
+        assert page.get_attribute("#app", "data-saved") == "false"
+        page.reload()
+        page.wait_for_selector("#app[data-state=ready]", timeout=20000)
+        # the server holds the labels and mask in memory only: the page must not call them saved
+        assert page.get_attribute("#app", "data-image-id") == "im0.png"
+        assert page.get_attribute("#app", "data-saved") == "false"
+        assert page.get_attribute("#app", "data-mask") == "final"
+        text = page.text_content("#status")
+        assert "not saved yet" in text and "from the output folder" not in text, text
+        assert not out.exists() or not list(out.iterdir())
+        page.keyboard.press("n")  # "save on next" is on: moving on writes the work
+        page.wait_for_function("window.dipseg.state().image === 'im1.png' && window.dipseg.state().state === 'ready'")
+        assert {p.name for p in out.iterdir()} == {"im0.png", "im0_labels.png", "im0_meta.json"}
+        assert not problems, problems
+    finally:
+        _stop(proc)
+
+
+def test_server_down_restarted_and_busy_are_told_apart(browser, tmp_path):
+    import threading
+
+    import httpx
+
+    folder, out = _folder(tmp_path), tmp_path / "out"
+    port = _free_port()
+    args = ["--images", str(folder), "--out", str(out), "--iterations", "100000", "--working-size", "48",
+            "--workers", "1", "--queue", "0"]
+    proc, url = _serve([*args, "--port", str(port)])
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(url)
+        page.wait_for_selector("#app[data-state=ready]", timeout=20000)
+        _paint_two(page)
+
+        # busy: another client holds the only fit slot; the page says so, waits and retries by itself
+        token = httpx.get(url + "api/config", timeout=10).json()["token"]
+        other: dict = {}
+        started = threading.Event()
+
+        def hold():
+            lab = np.full((H, W), 255, np.uint8)
+            lab[:, :8], lab[:, -8:] = 0, 15
+            from dipseg.web.body import encode_rle
+
+            body = {"labels": {"width": W, "height": H, "rle": encode_rle(lab)}}
+            with httpx.stream("POST", url + "api/images/im1.png/segment", json=body,
+                              headers={"x-dipseg-token": token}, timeout=60) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:") and '"job"' in line and "job" not in other:
+                        import json
+
+                        other["job"] = json.loads(line[5:])["job"]
+                        started.set()
+
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        assert started.wait(20)
+        before = page.locator("#save").bounding_box()
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=waiting]", timeout=20000)
+        text = page.text_content("#status")
+        assert "busy" in text and "trying again" in text and "{" not in text, text
+        assert page.locator("#save").bounding_box() == before  # the message does not move the layout
+        httpx.post(url + f"api/jobs/{other['job']}/cancel", headers={"x-dipseg-token": token}, timeout=10)
+        page.wait_for_selector("#app[data-fit=running]", timeout=30000)
+        page.click("#cancel")
+        page.wait_for_selector("#app[data-fit=cancelled]", timeout=20000)
+        holder.join(20)
+
+        # down: a clear message, and no talk of a disk problem
+        _stop(proc)
+        page.click("#save")
+        page.wait_for_selector("#status[data-kind=error]")
+        text = page.text_content("#status")
+        assert "cannot reach the dipseg server" in text and "write the files" not in text, text
+        assert page.get_attribute("#app", "data-server") == "down"
+
+        # restarted (new token): saving works again and the page knows it is a new server
+        proc, url = _serve([*args, "--port", str(port)])
+        page.click("#save")
+        page.wait_for_selector("#app[data-saved=true]", timeout=20000)
+        assert page.get_attribute("#app", "data-server") == "restarted"
+        assert (out / "im0_labels.png").is_file()
+    finally:
+        _stop(proc)
+
+
+def test_uploads_gone_after_a_restart_are_explained(browser, tmp_path):
+    port = _free_port()
+    args = ["--out", str(tmp_path / "out"), "--port", str(port)]
+    Image.fromarray(_image(False)).save(tmp_path / "a.png")
+    Image.fromarray(_image(True)).save(tmp_path / "b.png")
+    proc, url = _serve(args)
+    try:
+        page, problems = _page_empty(browser, url)
+        page.set_input_files("#file-input", [str(tmp_path / "a.png"), str(tmp_path / "b.png")])
+        page.wait_for_function("window.dipseg.state().state === 'ready' && document.getElementById('done-count')"
+                               ".textContent === '0 / 2 done'", timeout=20000)
+        _stop(proc)
+        proc, url = _serve(args)
+        page.keyboard.press("n")
+        page.wait_for_function("document.getElementById('status').textContent.includes('restarted')", timeout=20000)
+        text = page.text_content("#status")
+        assert "no image with id" not in text, text
+        assert page.text_content("#done-count") == "0 / 0 done"  # the list is the new server's
+    finally:
+        _stop(proc)
+
+
+def test_a_page_of_another_site_cannot_write(browser, tmp_path):
+    import http.server
+    import threading
+
+    import httpx
+
+    import base64
+    import io
+
+    out = tmp_path / "out"
+    proc, url = _serve(["--images", str(_folder(tmp_path, 1)), "--out", str(out), "--iterations", "5"])
+    # the user's unsaved work: something a forged save would write
+    token = httpx.get(url + "api/config", timeout=10).json()["token"]
+    lab = np.full((H, W), 255, np.uint8)
+    lab[:, :8], lab[:, -8:] = 0, 15
+    from dipseg.web.body import encode_rle
+
+    r = httpx.post(url + "api/images/im0.png/segment", headers={"x-dipseg-token": token}, timeout=60,
+                   json={"labels": {"width": W, "height": H, "rle": encode_rle(lab)}})
+    assert '"stopped":"done"' in r.text
+    buf = io.BytesIO()
+    Image.fromarray(_image(True)).save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "index.html").write_text(f"""<!doctype html><script>
+    (async () => {{
+      const png = await (await fetch("data:image/png;base64,{png}")).blob();
+      for (let i = 0; i < 3; i++) {{
+        const fd = new FormData(); fd.append("file", png, "foreign.png");
+        try {{ await fetch("{url}api/upload", {{method: "POST", mode: "no-cors", body: fd}}); }} catch (e) {{}}
+      }}
+      try {{ await fetch("{url}api/images/im0.png/save", {{method: "POST", mode: "no-cors", body: ""}}); }} catch (e) {{}}
+      try {{ await fetch("{url}api/images/im0.png/save", {{method: "POST", mode: "no-cors",
+        headers: {{"Content-Type": "text/plain"}}, body: "{{}}"}}); }} catch (e) {{}}
+      document.title = "done";
+    }})();
+    </script>""")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(evil), **k)  # noqa: E731
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{site.server_address[1]}/index.html")
+        page.wait_for_function("document.title === 'done'", timeout=20000)
+        listing = httpx.get(url + "api/images", timeout=10).json()
+        assert listing["total"] == 1 and [i["id"] for i in listing["images"]] == ["im0.png"]
+        assert not out.exists() or not list(out.iterdir())
+    finally:
+        site.shutdown()
+        site.server_close()
         _stop(proc)

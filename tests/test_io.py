@@ -146,3 +146,20 @@ def test_read_index_png_wants_palette_or_grayscale(tmp_path):
     with pytest.raises(InputError, match="expected an index image"):
         read_index_png(tmp_path / "rgb.png")
 
+
+
+def test_exif_orientation_is_applied_to_photos(tmp_path):
+    # a phone photo stored sideways: 3 wide x 2 high pixels, EXIF orientation 6 (rotate 90 clockwise to view)
+    stored = np.zeros((2, 3, 3), np.uint8)
+    stored[0, 0] = (255, 0, 0)  # top-left as stored: red
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.png"
+    Image.fromarray(stored).save(path, exif=exif)
+    viewed = read_image(path)
+    assert viewed.shape == (3, 2, 3)  # shown upright: 2 wide x 3 high
+    assert tuple(viewed[0, 1]) == (255, 0, 0)  # rotated clockwise, the red corner is top-right
+    assert np.array_equal(decode_image(path.read_bytes()), viewed)
+    # without the tag nothing changes
+    Image.fromarray(stored).save(tmp_path / "plain.png")
+    assert np.array_equal(read_image(tmp_path / "plain.png"), stored)

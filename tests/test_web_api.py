@@ -11,7 +11,21 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-from conftest import WEB_FAST, WEB_H, WEB_W, assert_error, client_for, huge_png_header, paint, sse_events, wire
+from conftest import (
+    WEB_FAST,
+    WEB_H,
+    WEB_W,
+    api_client,
+    assert_error,
+    client_for,
+    huge_png_header,
+    paint,
+    png_bytes,
+    sse_events,
+    token_headers,
+    two_regions,
+    wire,
+)
 from PIL import Image
 
 from dipseg.io import InputError, TooLargeError, UnsupportedFormatError
@@ -23,8 +37,8 @@ from dipseg.web.errors import BadRequest, Busy, Conflict, NotFound, ShuttingDown
 H, W = WEB_H, WEB_W
 
 
-def test_page_and_static_assets_are_local(web_client):
-    client = web_client
+def test_page_and_static_assets_are_local(web_api):
+    client = web_api
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     for needle in ('id="canvas"', 'data-testid="segment"', 'id="cancel"', 'id="progress"', 'id="download"',
@@ -42,19 +56,19 @@ def test_page_and_static_assets_are_local(web_client):
             assert client.get(f"/static/{f.relative_to(STATIC_DIR).as_posix()}").status_code == 200
 
 
-def test_config_classes_default_and_custom(web_client, web_folder, web_out):
-    cfg = web_client.get("/api/config").json()
+def test_config_classes_default_and_custom(web_api, web_folder, web_out):
+    cfg = web_api.get("/api/config").json()
     assert [c["name"] for c in cfg["classes"]][:2] == ["background", "aeroplane"] and len(cfg["classes"]) == 21
     assert cfg["classes"][15] == {"id": 15, "name": "person", "colour": "#c08080"}
     assert cfg["mode"] == "folder" and cfg["iterations"] == WEB_FAST["iterations"]
-    with client_for(create_app(web_folder, web_out, classes=["sky", "tree", "road"], fit_overrides=WEB_FAST)) as c:
+    with api_client(create_app(web_folder, web_out, classes=["sky", "tree", "road"], fit_overrides=WEB_FAST)) as c:
         classes = c.get("/api/config").json()["classes"]
     assert [c["name"] for c in classes] == ["sky", "tree", "road"]
     assert classes[2]["colour"] == "#%02x%02x%02x" % tuple(PALETTE[2])
 
 
-def test_listing_and_image(web_client):
-    client = web_client
+def test_listing_and_image(web_api):
+    client = web_api
     listing = client.get("/api/images").json()
     assert [i["id"] for i in listing["images"]] == ["img1.png", "img2.jpg"]
     assert (listing["done"], listing["total"]) == (0, 2)
@@ -71,8 +85,8 @@ def test_listing_and_image(web_client):
     assert_error(client.get("/api/images/img1.png/labels"), 404)
 
 
-def test_names_never_become_paths(web_client, web_out):
-    client = web_client
+def test_names_never_become_paths(web_api, web_out):
+    client = web_api
     for bad in ("..%2F..%2Fetc%2Fpasswd", "%2E%2E", "..", "%2Fetc%2Fpasswd", "..%5C..%5Cwin.ini", "img1.png%00"):
         for path in (f"/api/images/{bad}", f"/api/images/{bad}/image", f"/api/images/{bad}/mask.png"):
             assert client.get(path).status_code == 404, path
@@ -85,7 +99,8 @@ def test_names_never_become_paths(web_client, web_out):
 
 
 def test_malformed_requests_get_json_4xx(web_folder, web_out):
-    with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_upload_bytes=20_000)) as c:
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_upload_bytes=20_000,
+                               max_json_bytes=40_000)) as c:
         url = "/api/images/img1.png/segment"
         lab = paint()
         assert_error(c.post(url, content=b"{not json", headers={"content-type": "application/json"}), 400)
@@ -117,7 +132,7 @@ def test_malformed_requests_get_json_4xx(web_folder, web_out):
 
 
 def test_host_header_guard(web_folder, web_out):
-    with client_for(create_app(web_folder, web_out, allowed_hosts=["localhost", "127.0.0.1"])) as c:
+    with api_client(create_app(web_folder, web_out, allowed_hosts=["localhost", "127.0.0.1"])) as c:
         assert_error(c.get("/api/health"), 400)
         assert c.get("/api/health", headers={"host": "127.0.0.1:8000"}).status_code == 200
         assert c.get("/api/health", headers={"host": "localhost"}).status_code == 200
@@ -132,8 +147,8 @@ def test_errors_map_to_one_status_each():
     assert Busy("x", retry_after=5).headers() == {"Retry-After": "5"}
 
 
-def test_openapi_documents_every_json_endpoint(web_client):
-    spec = web_client.get("/api/openapi.json").json()
+def test_openapi_documents_every_json_endpoint(web_api):
+    spec = web_api.get("/api/openapi.json").json()
     schemas = spec["components"]["schemas"]
     paths = spec["paths"]
     for path, method, model in [
@@ -154,4 +169,72 @@ def test_openapi_documents_every_json_endpoint(web_client):
     seg = paths["/api/images/{image_id}/segment"]["post"]["responses"]
     assert "text/event-stream" in seg["200"]["content"]
     assert seg["429"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
-    assert web_client.get("/api/docs").status_code == 200
+    # Swagger UI would fetch its code from a CDN: no docs page, only the local OpenAPI document
+    for path in ("/api/docs", "/docs", "/redoc"):
+        assert web_api.get(path).status_code == 404
+
+
+def test_head_of_the_page(web_api):
+    r = web_api.head("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html") and not r.content
+
+
+# ----------------------------------------------------------------------------- only the page may change things
+
+
+def _upload(c, headers=None, content=None):
+    return c.post("/api/upload", files={"file": ("x.png", content or png_bytes(two_regions()), "image/png")},
+                  headers=headers or {})
+
+
+def test_other_sites_cannot_write(web_folder, web_out):
+    app = create_app(web_folder, web_out, fit_overrides=WEB_FAST)
+    token = token_headers(app)
+    with client_for(app) as c:  # no token header: like a page of another site, or a form
+        c.post("/api/images/img1.png/save", headers=token, json=wire(paint()))  # something to overwrite
+        before = {p.name: p.stat().st_mtime_ns for p in web_out.iterdir()}
+        listed = c.get("/api/images").json()["total"]
+        foreign = [
+            {},  # fetch(..., {mode: "no-cors"}) from an old browser: no Origin, no token
+            {"origin": "http://evil.example", "sec-fetch-site": "cross-site"},
+            {"origin": "http://localhost:9999", "sec-fetch-site": "same-site"},
+            {"origin": "null"},
+            {**token, "origin": "http://evil.example"},  # even with the token: the browser says who sent it
+            {**token, "sec-fetch-site": "cross-site"},
+            {"x-dipseg-token": "a-wrong-token-of-enough-length"},
+        ]
+        for headers in foreign:
+            assert_error(_upload(c, headers), 403)
+            assert_error(c.post("/api/images/img1.png/save", headers=headers, content=b""), 403)
+            assert_error(c.post("/api/images/img1.png/segment", headers=headers, json=wire(paint())), 403)
+            assert_error(c.post("/api/jobs/x/cancel", headers=headers), 403)
+        assert c.get("/api/images").json()["total"] == listed
+        assert {p.name: p.stat().st_mtime_ns for p in web_out.iterdir()} == before
+        # the page: same origin, its token; reads need neither
+        assert c.get("/api/config").json()["token"] == token["X-Dipseg-Token"]
+        page = {**token, "origin": "http://testserver", "sec-fetch-site": "same-origin"}
+        assert _upload(c, page).status_code == 201
+        assert c.post("/api/images/img1.png/save", headers=page, content=b"").status_code == 200
+        assert c.post("/api/images/img1.png/save",
+                      headers={"authorization": f"Bearer {token['X-Dipseg-Token']}"}).status_code == 200
+
+
+def test_beyond_localhost_every_request_needs_the_token(web_folder, web_out):
+    app = create_app(web_folder, web_out, fit_overrides=WEB_FAST, require_token=True,
+                     token="a-token-that-is-long-enough")
+    with client_for(app) as c:
+        for path in ("/", "/api/config", "/api/images", "/api/images/img1.png/image", "/static/js/main.js",
+                     "/api/openapi.json"):
+            assert "access token" in assert_error(c.get(path), 401), path
+        assert_error(c.get("/?token=wrong"), 401)
+        assert_error(c.get("/api/config", headers={"authorization": "Bearer wrong"}), 401)
+        assert c.get("/api/config", headers={"authorization": "Bearer a-token-that-is-long-enough"}).status_code == 200
+        # the printed URL sets an HttpOnly, SameSite=Strict cookie and drops the token from the address
+        r = c.get("/?token=a-token-that-is-long-enough", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert c.get("/").status_code == 200 and c.get("/api/images").status_code == 200
+        # the cookie lets the page read, but writing still needs the page's header
+        assert_error(_upload(c), 403)
+        assert _upload(c, {"x-dipseg-token": "a-token-that-is-long-enough"}).status_code == 201

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from io import BytesIO
 
 import httpx
 import numpy as np
@@ -15,11 +16,12 @@ from conftest import (
     WEB_W,
     LiveServer,
     assert_error,
-    client_for,
+    api_client,
     iter_sse_events,
     paint,
     png_bytes,
     sse_events,
+    token_headers,
     two_regions,
     wire,
 )
@@ -31,8 +33,8 @@ from dipseg.web import create_app
 H, W = WEB_H, WEB_W
 
 
-def test_one_class_fills_the_image_and_nothing_painted_is_refused(web_client):
-    client = web_client
+def test_one_class_fills_the_image_and_nothing_painted_is_refused(web_api):
+    client = web_api
     lab = np.full((H, W), 255, np.uint8)
     assert "no pixel is labelled" in assert_error(client.post("/api/images/img1.png/segment", json=wire(lab)), 422)
     lab[5:10, 5:10] = 4
@@ -40,20 +42,20 @@ def test_one_class_fills_the_image_and_nothing_painted_is_refused(web_client):
     assert done["message"] and [c["id"] for c in done["classes"]] == [4]
 
 
-def test_thin_images_are_fitted(web_client):
+def test_thin_images_are_fitted(web_api):
     # the library stretches what is too thin for the network, so the server refuses nothing >= 2x2
     for h, w in ((4, 64), (64, 3)):
-        r = web_client.post("/api/upload", content=png_bytes(two_regions(h, w)), headers={"content-type": "image/png"})
+        r = web_api.post("/api/upload", content=png_bytes(two_regions(h, w)), headers={"content-type": "image/png"})
         assert r.status_code == 201, r.text
         lab = np.full((h, w), 255, np.uint8)
         lab[:, 0], lab[:, -1] = 0, 15
         lab[0, :], lab[-1, :] = 0, 15
-        done = dict(sse_events(web_client.post(f"/api/images/{r.json()['id']}/segment", json=wire(lab)).text))["done"]
+        done = dict(sse_events(web_api.post(f"/api/images/{r.json()['id']}/segment", json=wire(lab)).text))["done"]
         assert (done["width"], done["height"]) == (w, h) and {c["id"] for c in done["classes"]} <= {0, 15}
 
 
-def test_crash_in_a_fit_is_reported_and_the_server_keeps_serving(web_client, monkeypatch):
-    client = web_client
+def test_crash_in_a_fit_is_reported_and_the_server_keeps_serving(web_api, monkeypatch):
+    client = web_api
     real = jobs_module.segment
 
     def boom(*args, **kwargs):
@@ -68,8 +70,8 @@ def test_crash_in_a_fit_is_reported_and_the_server_keeps_serving(web_client, mon
     assert sse_events(client.post("/api/images/img1.png/segment", json=wire(paint())).text)[-1][0] == "done"
 
 
-def test_warm_start_only_with_the_same_classes(web_client, monkeypatch):
-    client = web_client
+def test_warm_start_only_with_the_same_classes(web_api, monkeypatch):
+    client = web_api
     seen = []
     real = jobs_module.segment
 
@@ -86,7 +88,7 @@ def test_warm_start_only_with_the_same_classes(web_client, monkeypatch):
 
 
 def test_two_workers_fit_with_one_thread_each(web_folder, web_out):
-    with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST, workers=2, queue_size=1)) as c:
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, workers=2, queue_size=1)) as c:
         assert c.get("/api/jobs").json() == {"jobs": [], "capacity": 3, "workers": 2}
         assert c.app.state.jobs.threads == 1
         assert sse_events(c.post("/api/images/img2.jpg/segment", json=wire(paint())).text)[-1][0] == "done"
@@ -102,7 +104,7 @@ def live(tmp_path_factory):
     Image.fromarray(two_regions()).save(d / "images" / "a.png")
     app = create_app(d / "images", d / "out", fit_overrides={"iterations": 100000, "working_size": 48},
                      queue_size=0, workers=1, heartbeat=0.2)
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30, headers=token_headers(app)) as http:
         yield http
 
 
@@ -164,3 +166,83 @@ def test_concurrent_requests_get_200_or_429(live):
         t.join(30)
     assert sorted(results).count(200) >= 1 and set(results) <= {200, 429}, results
     _wait_idle(live)
+
+
+def test_clients_that_left_the_queue_give_their_places_back(tmp_path):
+    d = tmp_path / "images"
+    d.mkdir()
+    Image.fromarray(two_regions()).save(d / "a.png")
+    app = create_app(d, tmp_path / "out", fit_overrides={"iterations": 100000, "working_size": 48},
+                     queue_size=2, workers=1, heartbeat=0.2)
+    url = "/api/images/a.png/segment"
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30, headers=token_headers(app)) as http:
+        with http.stream("POST", url, json=wire(paint())) as running:
+            it = iter_sse_events(running)
+            next(d for e, d in it if e == "progress")
+            for _ in range(2):  # two clients queue, then close their tabs
+                with http.stream("POST", url, json=wire(paint())) as waiting:
+                    assert next(iter_sse_events(waiting))[0] == "queued"
+            deadline = time.monotonic() + 10
+            while len(http.get("/api/jobs").json()["jobs"]) > 1:
+                assert time.monotonic() < deadline, http.get("/api/jobs").json()
+                time.sleep(0.05)
+            # nobody waits, so the next Segment is queued, not refused
+            with http.stream("POST", url, json=wire(paint())) as third:
+                assert third.status_code == 200
+                events = iter_sse_events(third)  # kept: dropping the iterator closes the stream
+                job = next(d for e, d in events if e == "queued")["job"]
+                # a waiting fit cancelled through the API ends its stream at once
+                cancelled = http.post(f"/api/jobs/{job}/cancel")
+                assert cancelled.status_code == 200 and cancelled.json().get("state") == "finished", cancelled.text
+                done = next(d for e, d in events if e == "done")
+                assert done["stopped"] == "cancelled" and done["iterations"] == 0
+        _wait_idle(http)
+
+
+def test_cancel_reaches_the_full_resolution_stage(web_folder, web_out, monkeypatch):
+    import dipseg.dip.refine as refine
+
+    inside, release = threading.Event(), threading.Event()
+    guided: list[int] = []
+    real_walk, real_guided = refine.random_walk_refine, refine.guided_filter
+
+    def slow_walk(*args, **kwargs):  # the refinement of a large image takes seconds
+        inside.set()
+        release.wait(20)
+        return real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(refine, "random_walk_refine", slow_walk)
+    monkeypatch.setattr(refine, "guided_filter", lambda *a, **k: (guided.append(1), real_guided(*a, **k))[1])
+    # refine_size below the image size: random walk at 32 px, then the guided filter at full size
+    app = create_app(web_folder, web_out, fit_overrides={"iterations": 3, "working_size": 32, "refine_size": 32})
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30, headers=token_headers(app)) as http:
+        with http.stream("POST", "/api/images/img1.png/segment", json=wire(paint())) as resp:
+            it = iter_sse_events(resp)
+            job = next(d for e, d in it if e == "queued")["job"]
+            assert inside.wait(20)  # all steps done, refining
+            assert http.post(f"/api/jobs/{job}/cancel").status_code == 200
+            release.set()
+            done = next(d for e, d in it if e in ("done", "error"))
+        assert done["stopped"] == "cancelled" and done["mask_url"] and not guided
+        with Image.open(BytesIO(http.get(done["mask_url"]).content)) as im:
+            assert im.size == (W, H)
+
+
+def test_large_images_are_fitted_at_a_capped_size(web_folder, web_out, monkeypatch):
+    seen = []
+    real = jobs_module.segment
+
+    def spy(image, labels, *args, **kwargs):
+        seen.append((image.shape, labels.shape, int((labels >= 0).sum())))
+        return real(image, labels, *args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "segment", spy)
+    lab = paint()
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_fit_pixels=24 * 32)) as c:
+        evs = dict(sse_events(c.post("/api/images/img1.png/segment", json=wire(lab)).text))
+        with Image.open(BytesIO(c.get(evs["done"]["mask_url"]).content)) as im:
+            mask = np.asarray(im)
+    assert seen[0][0] == (24, 32, 3) and seen[0][1] == (24, 32) and seen[0][2] > 0
+    assert (evs["start"]["fit_width"], evs["start"]["fit_height"]) == (32, 24)
+    assert (evs["done"]["width"], evs["done"]["height"]) == (W, H)  # the mask is the image's size
+    assert mask.shape == (H, W) and (mask[lab != 255] == lab[lab != 255]).all()  # painted pixels as painted

@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+from conftest import iter_sse_events, paint, two_regions, wire
 from typer.testing import CliRunner
 
 from dipseg.cli import app as cli_app
@@ -78,3 +79,68 @@ def test_serve_prints_its_url_and_serves(tmp_path, web_folder):
         finally:
             proc.stdout.close()
             proc.stderr.close()
+
+
+def _start(args: list[str]):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "dipseg.cli", "serve", "--port", "0", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        if "http://" in line:
+            return proc, line[line.index("http://"):].split()[0]
+    proc.kill()
+    raise AssertionError("no URL printed")
+
+
+def test_beyond_localhost_a_token_is_required(tmp_path, web_folder):
+    proc, url = _start(["--images", web_folder, "--out", tmp_path / "o", "--host", "0.0.0.0"])
+    try:
+        assert "?token=" in url
+        token = url.split("?token=")[1]
+        port = url.split(":")[2].split("/")[0]
+        local = f"http://127.0.0.1:{port}"
+        assert httpx.get(local + "/api/health", timeout=10).status_code == 401
+        assert httpx.get(local + "/", timeout=10).status_code == 401
+        assert httpx.get(local + "/api/health", headers={"authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+        with httpx.Client(timeout=10) as browser:  # opening the printed URL logs in with a cookie
+            assert browser.get(f"{local}/?token={token}", follow_redirects=True).status_code == 200
+            assert browser.get(local + "/api/images").json()["total"] == 2
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_ctrl_c_during_a_fit_ends_the_stream_and_exits_quietly(tmp_path):
+    import signal
+
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(two_regions()).save(images / "a.png")
+    proc, url = _start(["--images", images, "--out", tmp_path / "o", "--iterations", "100000", "--working-size", "48"])
+    try:
+        token = httpx.get(url + "api/config", timeout=10).json()["token"]
+        events = []
+        with httpx.stream("POST", url + "api/images/a.png/segment", json=wire(paint()),
+                          headers={"x-dipseg-token": token}, timeout=30) as resp:
+            it = iter_sse_events(resp)
+            next(d for e, d in it if e == "progress")
+            proc.send_signal(signal.SIGINT)
+            events = [e for e, _ in it]
+        # the fit was cancelled, so its stream ended with "done" before uvicorn's graceful limit cut it
+        assert events and events[-1] == "done", events
+        assert proc.wait(15) == 0
+        err = proc.stderr.read()
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+        proc.stderr.close()

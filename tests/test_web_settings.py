@@ -32,6 +32,10 @@ def test_settings_are_normalised_and_frozen(tmp_path, web_folder):
     ({"fit_overrides": {"no_such_option": 1}}, "no_such_option"),
     ({"classes": ("only-one",)}, "at least 2"),
     ({"classes": ("a", "a")}, "twice"),
+    ({"token": "short"}, "16 characters"),
+    ({"body_timeout": 0}, "body_timeout"),
+    ({"max_fit_pixels": 0}, "positive"),
+    ({"max_json_bytes": 0}, "positive"),
 ])
 def test_bad_settings_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -55,3 +59,9 @@ def test_load_classes(tmp_path):
     f.write_bytes(b"\xff\xfe")
     with pytest.raises(InputError, match="UTF-8"):
         load_classes(f)
+
+
+def test_every_server_has_its_own_token(tmp_path):
+    a, b = Settings(out_dir=tmp_path), Settings(out_dir=tmp_path)
+    assert len(a.token) >= 16 and a.token != b.token
+    assert a.token not in repr(a) and not a.require_token  # never printed in logs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from conftest import (
     WEB_H,
     WEB_W,
     assert_error,
-    client_for,
+    api_client,
     huge_png_header,
     paint,
     png_bytes,
@@ -35,8 +36,8 @@ from dipseg.web.store import ImageStore, safe_stem
 H, W = WEB_H, WEB_W
 
 
-def test_segment_streams_progress_saves_and_resumes(web_client, web_folder, web_out):
-    client, out = web_client, web_out
+def test_segment_streams_progress_saves_and_resumes(web_api, web_folder, web_out):
+    client, out = web_api, web_out
     lab = paint()
     r = client.post("/api/images/img1.png/segment", json=wire(lab))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
@@ -84,7 +85,7 @@ def test_segment_streams_progress_saves_and_resumes(web_client, web_folder, web_
     assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img1_labels.png", "img1_meta.json"]
 
     # a restarted server finds the saved work: reopening the image loads its labels and mask
-    with client_for(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c2:
+    with api_client(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c2:
         info = c2.get("/api/images/img1.png").json()
         assert info["done"] and info["has_labels"] and info["has_mask"]
         got = c2.get("/api/images/img1.png/labels").json()
@@ -94,8 +95,8 @@ def test_segment_streams_progress_saves_and_resumes(web_client, web_folder, web_
         assert c2.get("/api/images").json()["done"] == 1
 
 
-def test_labels_as_png_data_urls(web_client):
-    client = web_client
+def test_labels_as_png_data_urls(web_api):
+    client = web_api
     lab = paint(a=3, b=7)
     buf = BytesIO()
     Image.fromarray(lab, mode="L").save(buf, format="PNG")
@@ -112,8 +113,8 @@ def test_labels_as_png_data_urls(web_client):
     assert {c["id"] for c in dict(sse_events(r.text))["done"]["classes"]} == {3, 7}
 
 
-def test_upload_segment_save_with_hostile_name(web_client, web_out, tmp_path):
-    client, out = web_client, web_out
+def test_upload_segment_save_with_hostile_name(web_api, web_out, tmp_path):
+    client, out = web_api, web_out
     data = png_bytes(two_regions())
     files = {"file": ("../../../etc/evil name.png", data, "image/png")}
     r = client.post("/api/upload", files=files)
@@ -139,7 +140,7 @@ def test_upload_segment_save_with_hostile_name(web_client, web_out, tmp_path):
 
 def test_upload_rejections(web_folder, web_out):
     good = png_bytes(two_regions())
-    with client_for(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_upload_bytes=len(good) + 10,
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, max_upload_bytes=len(good) + 10,
                                max_pixels=100 * 100)) as c:
 
         def up(data, name="x.png", ctype="image/png"):
@@ -220,3 +221,113 @@ def test_the_oldest_upload_is_forgotten_everywhere(web_out, monkeypatch):
         ids.append(entry.id)
     assert forgotten == ids[:1] and len(s) == 2 and not s.has(ids[0])
     assert ids[0] not in s.labels
+
+
+# ----------------------------------------------------------------------------- what is saved, and how
+
+
+def test_the_page_is_told_what_is_not_saved(web_api, web_folder, web_out):
+    url = "/api/images/img1.png"
+    assert web_api.get(url).json()["unsaved"] == {"labels": False, "mask": False}
+    assert sse_events(web_api.post(f"{url}/segment", json=wire(paint())).text)[-1][0] == "done"
+    # segmented, not saved: held in memory only, and the info says so
+    info = web_api.get(url).json()
+    assert info["unsaved"] == {"labels": True, "mask": True} and not info["done"]
+    assert web_api.post(f"{url}/save").status_code == 200
+    assert web_api.get(url).json()["unsaved"] == {"labels": False, "mask": False}
+    # new labels: the labels are unsaved again, the mask is still the saved one
+    web_api.post(f"{url}/segment", json=wire(paint(b=7)))
+    assert web_api.get(url).json()["unsaved"] == {"labels": True, "mask": True}
+    # a restarted server has nothing in memory: what it shows is what is on disk
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST)) as c2:
+        info = c2.get(url).json()
+        assert info["unsaved"] == {"labels": False, "mask": False} and info["has_mask"] and info["done"]
+
+
+def test_simultaneous_saves_of_one_image_write_one_request_each(web_api, web_out, monkeypatch):
+    import threading
+    import time
+
+    real = ImageStore._atomic
+
+    def slow_disk(self, name, data):  # widens the window in which two saves could interleave
+        time.sleep(0.01 * (hash(name) % 3))
+        return real(self, name, data)
+
+    monkeypatch.setattr(ImageStore, "_atomic", slow_disk)
+    assert sse_events(web_api.post("/api/images/img1.png/segment", json=wire(paint())).text)[-1][0] == "done"
+    for _ in range(3):
+        bodies = []
+        for k in range(8):
+            lab = np.full((H, W), 255, np.uint8)
+            lab[: k + 1, :] = 0  # request k labels k+1 rows
+            lab[-1, -1] = 15
+            bodies.append(wire(lab))
+        threads = [threading.Thread(target=web_api.post, args=("/api/images/img1.png/save",), kwargs={"json": b})
+                   for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        meta = json.loads((web_out / "img1_meta.json").read_text())
+        with Image.open(web_out / "img1_labels.png") as im:
+            labelled = int((np.asarray(im) != 255).sum())
+        assert meta["labelled_pixels"] == labelled
+
+
+def test_files_are_synced_before_the_rename_and_leftovers_removed_at_start(web_folder, web_out, monkeypatch):
+    import os
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(f"replace {Path(b).name}"), real_replace(a, b))[1])
+    store = ImageStore(Settings(images_dir=web_folder, out_dir=web_out))
+    entry = store.entry("img1.png")
+    store.save(entry, store.load_image(entry), paint())
+    replaced = [e for e in events if e.startswith("replace")]
+    assert replaced == ["replace img1_labels.png", "replace img1_meta.json"]
+    for name in replaced:  # each file's data is on disk before its name is
+        assert events[events.index(name) - 1] == "fsync"
+    monkeypatch.undo()
+    # what a server killed during a save leaves behind is cleaned when the next one starts
+    left = [web_out / ".img1.0123abcd.tmp.png", web_out / ".img1_meta.89abcdef.tmp.json"]
+    for p in left:
+        p.write_bytes(b"")
+    keep = [web_out / ".notes.tmp.png", web_out / "img1_labels.png"]
+    keep[0].write_bytes(b"x")
+    ImageStore(Settings(images_dir=web_folder, out_dir=web_out))
+    assert not any(p.exists() for p in left) and all(p.exists() for p in keep)
+
+
+def test_uploads_are_spooled_not_kept_decoded(web_out):
+    store = ImageStore(Settings(out_dir=web_out))
+    ids = []
+    for i in range(store_module.IMAGE_CACHE + 3):
+        data = png_bytes(two_regions(16, 16 + i))
+        entry, _ = store.add_upload(f"u{i}.png", data, store.decode_upload(data))
+        ids.append(entry.id)
+        assert entry.path.read_bytes() == data
+    assert len(store.cache) == store_module.IMAGE_CACHE  # the rest is on disk only
+    first = store.entry(ids[0])
+    assert first.id not in store.cache and store.load_image(first).shape == (16, 16, 3)
+    spool = first.path.parent
+    store.close()
+    assert not spool.exists()
+
+
+def test_large_images_stay_within_the_cache_budget(web_out, monkeypatch):
+    monkeypatch.setattr(store_module, "CACHE_PIXELS", 3 * 64 * 64)
+    store = ImageStore(Settings(out_dir=web_out))
+    for i in range(5):
+        data = png_bytes(two_regions(64, 64 + i))
+        store.add_upload(f"big{i}.png", data, store.decode_upload(data))
+        assert sum(a.shape[0] * a.shape[1] for a in store.cache.values()) <= 3 * 64 * 68
+
+
+def test_labels_and_masks_are_kept_packed(store):
+    entry = store.entry("img1.png")
+    lab = paint(a=0, b=2)
+    store.set_labels(entry, lab)
+    assert len(bytes(store.labels[entry.id].data)) < lab.size // 10  # compressed, not H*W bytes
+    assert np.array_equal(store.current_labels(entry, (H, W))[0], lab)

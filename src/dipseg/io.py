@@ -22,7 +22,7 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .labels import IGNORE, VOID, validate_labels
 from .palette import PALETTE, UNLABELLED_RGB, VOC_CLASSES, colourize, save_palette_png
@@ -54,6 +54,7 @@ def open_image(
     what: str = "image",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     formats: list[str] | None = None,
+    orient: bool = False,
 ) -> Image.Image:
     """Open and fully decode an image file or bytes, refusing pixel bombs before decoding.
 
@@ -67,6 +68,10 @@ def open_image(
         Largest accepted ``width * height``; checked from the header.
     formats : list of str, optional
         PIL format names to try (all of PIL's when None).
+    orient : bool
+        Apply the EXIF orientation tag (phone photos store their pixels sideways and say
+        so there), so the pixels are the picture as viewers show it; label files keep
+        their stored pixels.
 
     Returns
     -------
@@ -110,6 +115,11 @@ def open_image(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 img.load()
+                if orient:
+                    # a transposed copy when the tag asks for one, else None (then copy below)
+                    turned = ImageOps.exif_transpose(img, in_place=False)
+                    if turned is not None and turned is not img:
+                        return turned
                 # a detached copy, so no file handle outlives this call
                 return img.copy()
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -122,28 +132,28 @@ def to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def decode_image(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, formats: list[str] | None = None) -> np.ndarray:
-    """Decode the bytes of an image file (an upload) to ``(H, W, 3) uint8`` RGB.
+    """Decode the bytes of an image file (an upload) to ``(H, W, 3) uint8`` RGB, EXIF orientation applied.
 
     Raises
     ------
     InputError
         See :func:`open_image`; also an image smaller than 2x2.
     """
-    img = open_image(data, "image", max_pixels, formats)
+    img = open_image(data, "image", max_pixels, formats, orient=True)
     if min(img.size) < 2:
         raise InputError(f"the image is {img.size[0]}x{img.size[1]} pixels; it must be at least 2x2")
     return to_rgb(img)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as ``(H, W, 3) uint8`` RGB (alpha dropped, gray expanded).
+    """Read an image file as ``(H, W, 3) uint8`` RGB (alpha dropped, gray expanded, EXIF orientation applied).
 
     Raises
     ------
     InputError
         Missing, unreadable or larger than ``max_pixels``.
     """
-    return to_rgb(open_image(path, "image", max_pixels))
+    return to_rgb(open_image(path, "image", max_pixels, orient=True))
 
 
 def read_index_png(path: str | os.PathLike, what: str = "ground truth", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

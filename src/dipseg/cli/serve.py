@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets
 import socket
 from pathlib import Path
 from typing import Optional
@@ -12,6 +13,9 @@ import typer
 
 from ..io import DEFAULT_MAX_PIXELS
 from .common import user_errors
+
+GRACEFUL_SECONDS = 5
+"""uvicorn's graceful shutdown: fits are cancelled first, so their streams end well within it."""
 
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1"]
 
@@ -25,12 +29,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _url(host: str, port: int) -> str:
+def _url(host: str, port: int, token: str | None = None) -> str:
     if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
+        host = socket.gethostname() if token else "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    return f"http://{host}:{port}/" + (f"?token={token}" if token else "")
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -99,7 +103,11 @@ def serve_cmd(
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="Fits running at once."),
     queue: int = typer.Option(8, "--queue", min=0, max=10000, help="Fits that may wait; more get HTTP 429."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=4, help="Largest image accepted (pixels)."),
+    max_fit_pixels: Optional[int] = typer.Option(None, "--max-fit-pixels", min=4,
+                                                 help="Larger images are fitted at a downscaled copy of this many pixels (default 2048x2048; bounds a fit's memory)."),
     max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", min=0.001, help="Largest upload accepted (MiB)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="DIPSEG_TOKEN",
+                                        help="Access token (16+ characters); required from every client when --host is not localhost (default: a random one, printed in the URL)."),
 ) -> None:
     """Serve the annotation page: paint rough blobs, watch the mask form, save VOC masks."""
     with user_errors():
@@ -108,7 +116,7 @@ def serve_cmd(
         from ..dip.device import resolve_device
         from ..dip.presets import get_preset
         from ..web.app import build_app
-        from ..web.settings import Settings, load_classes
+        from ..web.settings import DEFAULT_MAX_FIT_PIXELS, Settings, load_classes
         from ..web.store import IMAGE_SUFFIXES
 
         if images is not None and not images.is_dir():
@@ -118,12 +126,19 @@ def serve_cmd(
             get_preset(preset)
         resolve_device(device)
         optional = {"classes": load_classes(classes)} if classes is not None else {}
+        local = _is_loopback(host)
+        if token is not None and len(token) < 16:
+            raise ValueError("--token must be at least 16 characters")
+        if token is not None or not local:
+            optional["token"] = token or secrets.token_urlsafe(18)
         settings = Settings(
             images_dir=images, out_dir=out, preset=preset,
             fit_overrides={"iterations": iterations, "working_size": working_size},
-            max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, queue_size=queue,
-            workers=workers, device=device,
-            allowed_hosts=tuple(LOOPBACK_NAMES) if _is_loopback(host) else None, **optional,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, max_fit_pixels=max_fit_pixels or DEFAULT_MAX_FIT_PIXELS,
+            queue_size=queue, workers=workers, device=device,
+            # beyond localhost the Host header says nothing; the token keeps strangers (and
+            # DNS-rebinding pages, which lack its cookie) out
+            allowed_hosts=tuple(LOOPBACK_NAMES) if local else None, require_token=not local, **optional,
         )
         application = build_app(settings)
         total = len(application.state.store)
@@ -135,17 +150,22 @@ def serve_cmd(
             raise OSError(f"cannot create --out {out}: {exc.strerror or exc}") from None
         sock = bind_socket(host, port)
     actual_port = sock.getsockname()[1]
-    url = _url(host, actual_port)
+    url = _url(host, actual_port, settings.token if settings.require_token else None)
     if images is not None:
         typer.echo(f"dipseg: {total} images in {settings.images_dir}, masks saved to {settings.out_dir}")
     else:
         typer.echo(f"dipseg: open or drop images in the page; masks saved to {settings.out_dir}")
-    if not _is_loopback(host):
-        typer.echo(f"dipseg: warning: listening on {host}, reachable from other machines", err=True)
+    if settings.require_token:
+        typer.echo(f"dipseg: warning: listening on {host}, reachable from other machines; every client needs "
+                   "the token in this URL (plain HTTP: use it only on a network you trust)", err=True)
     typer.echo(f"dipseg: serving on {url}  (Ctrl+C stops)", nl=True)
-    config = uvicorn.Config(application, log_level="warning", ws="none", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(application, log_level="warning", ws="none", timeout_graceful_shutdown=GRACEFUL_SECONDS)
     server = _make_server(config, application.state.jobs.shutdown)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl+C it handled once it has shut down; that is the normal way out
+        pass
     finally:
         sock.close()
+    typer.echo("dipseg: stopped")

@@ -23,7 +23,7 @@ from .device import resolve_device, torch_threads
 from .losses import pairwise_potts
 from .network import SkipNet
 from .priors import box_prior
-from .refine import full_resolution, quick_preview
+from .refine import Stopped, coarse_resolution, full_resolution, quick_preview
 
 
 @dataclass
@@ -144,7 +144,10 @@ def fit(
     device : {"auto", "cpu", "cuda"}
     callback : callable, optional
         Called after every step with a :class:`Progress`; returning ``False`` cancels the
-        fit, which then returns the current prediction with ``stopped="cancelled"``.
+        fit, which then returns the current prediction, resized without refinement, with
+        ``stopped="cancelled"``. A callback with a ``should_stop`` attribute (a callable
+        without arguments) is also asked between the parts of the full-resolution stage;
+        True cancels there too.
     preview_every : int, optional
         Steps between previews passed to the callback (default ``config.check_every``).
     warm_start : FitState, optional
@@ -279,7 +282,16 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     # statistics of this one image), as in the official DIP code: that is what the fit saw.
     with torch.no_grad():
         _, logits = model(net_input)
-    prob = full_resolution(image, labels, class_ids, logits, cfg, seed)
+
+    prob = None
+    if stopped != "cancelled":
+        try:
+            # a cancel that comes after the last step must not wait for the whole refinement
+            prob = full_resolution(image, labels, class_ids, logits, cfg, seed, getattr(callback, "should_stop", None))
+        except Stopped:
+            stopped = "cancelled"
+    if prob is None:
+        prob = coarse_resolution((H, W), logits)
     classes = class_ids[prob.argmax(-1)]
     # The user's labels are ground truth where they exist.
     seeded = labels != IGNORE

@@ -14,6 +14,8 @@ refinement), and :func:`quick_preview` the network-free answer sent before the f
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import splu
@@ -28,7 +30,17 @@ from .config import FitConfig, working_shape
 from .priors import box_prior
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+class Stopped(Exception):
+    """Raised by the full-resolution stage when its ``should_stop`` check says so."""
+
+
+def _check(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise Stopped
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float,
+                  should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Colour-guided filter (He, Sun, Tang 2010) of each channel of ``src``.
 
     Parameters
@@ -39,6 +51,8 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
         Window radius in pixels.
     eps : float
         Regulariser; larger smooths more across weak edges.
+    should_stop : callable, optional
+        Asked before each channel; True raises :class:`Stopped` (a cancelled fit).
 
     Returns
     -------
@@ -61,6 +75,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     inv = np.linalg.inv(cov)
     out = np.empty_like(src)
     for c in range(src.shape[2]):
+        _check(should_stop)
         p = np.ascontiguousarray(src[..., c])
         mean_p = box(p)
         cov_ip = box(guide * p[..., None]) - mean_i * mean_p[..., None]
@@ -173,8 +188,21 @@ def _probs_at(logits: "torch.Tensor", image: np.ndarray, labels, class_ids, cfg:
     return torch.softmax(torch.from_numpy(up), 0).permute(1, 2, 0).numpy().astype(np.float32)
 
 
+def coarse_resolution(image_shape: tuple[int, int], logits: "torch.Tensor") -> np.ndarray:
+    """Softmax of the logits resized to ``image_shape``, no priors or refinement: a cancelled fit's answer.
+
+    Returns
+    -------
+    (H, W, k) float32
+    """
+    up = F.interpolate(logits, size=tuple(image_shape), mode="bilinear", align_corners=False) \
+        if logits.shape[-2:] != tuple(image_shape) else logits
+    return torch.softmax(up[0], 0).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
 def full_resolution(
-    image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, logits: "torch.Tensor", cfg: FitConfig, seed: int
+    image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, logits: "torch.Tensor", cfg: FitConfig, seed: int,
+    should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """Class probabilities at the image's resolution: priors, colour models, refinement.
 
@@ -190,11 +218,19 @@ def full_resolution(
         ``box_prior``, ``colour_*`` and ``refine*`` fields are used.
     seed : int
         Seeds the colour mixtures.
+    should_stop : callable, optional
+        Asked between the parts of the stage (and between the guided filter's channels);
+        True raises :class:`Stopped`, so a cancelled fit does not wait for the refinement.
 
     Returns
     -------
     (H, W, k) float32
         Probabilities in the order of ``class_ids``.
+
+    Raises
+    ------
+    Stopped
+        ``should_stop`` said so.
     """
     H, W = image.shape[:2]
     guide = None
@@ -203,7 +239,9 @@ def full_resolution(
 
         rs = working_shape((H, W), cfg.refine_size)
         small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
+        _check(should_stop)
         prob = _probs_at(logits, small, labels, class_ids, cfg, seed)
+        _check(should_stop)
         prob = random_walk_refine(small, prob, downscale_labels(labels, rs), class_ids,
                                   cfg.refine_strength, cfg.refine_beta)
         if rs == (H, W):
@@ -212,9 +250,12 @@ def full_resolution(
         prob = prob[..., None] if prob.ndim == 2 else prob
         guide = True
     else:
+        _check(should_stop)
         prob = _probs_at(logits, image, labels, class_ids, cfg, seed)
     if cfg.refine == "guided" or guide:
-        prob = guided_filter(image.astype(np.float32) / 255.0, np.ascontiguousarray(prob), cfg.refine_radius, cfg.refine_eps)
+        _check(should_stop)
+        prob = guided_filter(image.astype(np.float32) / 255.0, np.ascontiguousarray(prob), cfg.refine_radius,
+                             cfg.refine_eps, should_stop)
         prob = np.clip(prob, 0, None)
         prob /= np.maximum(prob.sum(-1, keepdims=True), 1e-8)
     return prob

@@ -21,8 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..io import DEFAULT_MAX_PIXELS
 from . import errors
+from .body import BodyBudget
 from .jobs import JobQueue
-from .middleware import HostCheck
+from .middleware import HostCheck, PageOnly, TokenCheck
 from .models import add_request_schemas
 from .routers import ROUTERS
 from .routers.meta import STATIC_DIR
@@ -35,8 +36,14 @@ __all__ = ["STATIC_DIR", "build_app", "create_app"]
 def build_app(settings: Settings) -> FastAPI:
     """The annotation app for ``settings``.
 
-    ``app.state`` holds ``settings``, ``store`` (:class:`ImageStore`) and ``jobs``
-    (:class:`JobQueue`); leaving the app's lifespan cancels the running fits.
+    ``app.state`` holds ``settings``, ``store`` (:class:`ImageStore`), ``jobs``
+    (:class:`JobQueue`) and ``bodies`` (:class:`~dipseg.web.body.BodyBudget`); leaving the
+    app's lifespan cancels the running fits and deletes the spooled uploads.
+
+    Requests pass, outermost first: the Host check (when ``allowed_hosts``), the token check
+    (when ``require_token``), and the page-only check of state-changing requests
+    (:mod:`.middleware`). There is no ``/docs`` page: Swagger UI would load its code from the
+    internet; ``/api/openapi.json`` describes the API.
     """
     store = ImageStore(settings)
     jobs = JobQueue(settings, store)
@@ -45,14 +52,22 @@ def build_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        jobs.shutdown()
+        try:
+            yield
+        finally:
+            jobs.shutdown()
+            store.close()
 
-    app = FastAPI(title="dipseg annotate", version=__version__, lifespan=lifespan, docs_url="/api/docs",
+    app = FastAPI(title="dipseg annotate", version=__version__, lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url="/api/openapi.json")
     app.state.settings = settings
     app.state.store = store
     app.state.jobs = jobs
+    app.state.bodies = BodyBudget(settings.body_budget_bytes, settings.body_timeout)
+    # the last added runs first
+    app.add_middleware(PageOnly, token=settings.token)
+    if settings.require_token:
+        app.add_middleware(TokenCheck, token=settings.token)
     if settings.allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
     errors.install(app)
@@ -85,6 +100,7 @@ def create_app(
     warm_fraction: float = 0.5,
     allowed_hosts: list[str] | None = None,
     heartbeat: float = 2.0,
+    **limits: Any,
 ) -> FastAPI:
     """Build the annotation app (keyword form of :func:`build_app`).
 
@@ -119,6 +135,9 @@ def create_app(
         names when bound to localhost.
     heartbeat : float
         Seconds between SSE keep-alive comments while nothing happens.
+    **limits
+        Further :class:`Settings` fields: ``token``, ``require_token``, ``max_json_bytes``,
+        ``max_fit_pixels``, ``body_budget_bytes``, ``body_timeout``.
 
     Returns
     -------
@@ -135,4 +154,5 @@ def create_app(
         max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, queue_size=queue_size, workers=workers,
         device=device, warm_fraction=warm_fraction,
         allowed_hosts=tuple(allowed_hosts) if allowed_hosts is not None else None, heartbeat=heartbeat, **optional,
+        **limits,
     ))

@@ -6,6 +6,7 @@ Nothing here knows about images or fits; each reader raises :mod:`dipseg.web.err
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -13,9 +14,10 @@ from typing import Any
 
 import numpy as np
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from ..io import InputError, TooLargeError, UnsupportedFormatError
-from .errors import BadRequest
+from .errors import BadRequest, Busy, RequestTimeout
 
 DRAIN_LIMIT = 1 << 30
 """Bytes of an oversized body read and discarded before answering 413 (beyond: connection dropped)."""
@@ -29,64 +31,147 @@ def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int, what: str = "request body") -> bytes:
-    """The request body, refused when it is more than ``limit`` bytes.
+class BodyBudget:
+    """The request-body bytes all requests hold at once, bounded; and JSON parsing off the event loop.
 
-    An oversized body is still read (and thrown away, up to :data:`DRAIN_LIMIT`) so that the
-    client, which is busy sending it, gets to read the 413 instead of a reset connection.
-    A client that asked ``Expect: 100-continue`` is answered at once.
-
-    Raises
-    ------
-    BadRequest
-        A malformed ``Content-Length`` header.
-    TooLargeError
-        More than ``limit`` bytes.
+    Parameters
+    ----------
+    budget : int
+        Bytes of request bodies held in memory by all requests together, from the first
+        byte read until the request is answered; a body that would take more is refused
+        with :class:`~dipseg.web.errors.Busy` (429), so many large requests at once cannot
+        exhaust memory.
+    timeout : float
+        Seconds a body may stall between two chunks (:class:`~dipseg.web.errors.RequestTimeout`).
+    parsers : int
+        JSON bodies parsed at once, in worker threads: parsing never blocks the event loop,
+        and a parsed body, larger than its text, is held by at most this many requests.
     """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            declared_n = int(declared)
-        except ValueError:
-            raise BadRequest("malformed Content-Length header") from None
-        if declared_n > limit and request.headers.get("expect", "").lower() == "100-continue":
-            raise TooLargeError(f"{what} is {declared_n} bytes, more than the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            chunks = []
-            if size > DRAIN_LIMIT:
+
+    def __init__(self, budget: int, timeout: float, parsers: int = 2):
+        self.budget = budget
+        self.timeout = timeout
+        self.held = 0
+        self.parsing = asyncio.Semaphore(parsers)
+
+    def take(self, n: int) -> None:
+        """Hold ``n`` more bytes (:class:`~dipseg.web.errors.Busy` when they do not fit)."""
+        if self.held + n > self.budget:
+            raise Busy(f"the server is receiving too much at once ({self.held} bytes of requests); try again shortly",
+                       retry_after=1)
+        self.held += n
+
+    def give(self, n: int) -> None:
+        self.held -= n
+
+    def body(self, request: Request) -> "Body":
+        """A reader of ``request``'s body that holds its bytes against this budget until released."""
+        return Body(self, request)
+
+
+class Body:
+    """One request's body, read within the limits of a :class:`BodyBudget` (see there).
+
+    Release it (:meth:`release`, idempotent) when the bytes are no longer needed; the
+    :func:`dipseg.web.deps.body_reader` dependency does so when the request ends.
+    """
+
+    def __init__(self, budget: BodyBudget, request: Request):
+        self.budget = budget
+        self.request = request
+        self.taken = 0
+
+    def release(self) -> None:
+        self.budget.give(self.taken)
+        self.taken = 0
+
+    async def read(self, limit: int, what: str = "request body") -> bytes:
+        """The request body, refused when it is more than ``limit`` bytes.
+
+        An oversized body is still read (and thrown away, up to :data:`DRAIN_LIMIT`) so that
+        the client, which is busy sending it, gets to read the 413 instead of a reset
+        connection. A client that asked ``Expect: 100-continue`` is answered at once.
+
+        Raises
+        ------
+        BadRequest
+            A malformed ``Content-Length`` header.
+        TooLargeError
+            More than ``limit`` bytes.
+        RequestTimeout
+            No byte for ``timeout`` seconds.
+        Busy
+            The body does not fit in the budget left.
+        """
+        request = self.request
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                declared_n = int(declared)
+            except ValueError:
+                raise BadRequest("malformed Content-Length header") from None
+            if declared_n > limit and request.headers.get("expect", "").lower() == "100-continue":
+                raise TooLargeError(f"{what} is {declared_n} bytes, more than the limit of {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        stream = request.stream().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), self.budget.timeout)
+            except StopAsyncIteration:
                 break
-            continue
-        chunks.append(chunk)
-    if size > limit:
-        shown = size if size <= DRAIN_LIMIT else f"over {DRAIN_LIMIT}"
-        raise TooLargeError(f"{what} is {shown} bytes, more than the limit of {limit} bytes")
-    return b"".join(chunks)
+            except asyncio.TimeoutError:
+                raise RequestTimeout(f"the {what} stalled for {self.budget.timeout:g} s; send it again") from None
+            size += len(chunk)
+            if size > limit:
+                if chunks:
+                    chunks = []
+                    self.release()
+                if size > DRAIN_LIMIT:
+                    break
+                continue
+            self.budget.take(len(chunk))
+            self.taken += len(chunk)
+            chunks.append(chunk)
+        if size > limit:
+            shown = size if size <= DRAIN_LIMIT else f"over {DRAIN_LIMIT}"
+            raise TooLargeError(f"{what} is {shown} bytes, more than the limit of {limit} bytes")
+        return b"".join(chunks)
+
+    async def json(self, limit: int) -> dict[str, Any]:
+        """A JSON object body (Content-Type application/json); an empty body reads as ``{}``.
+
+        Raises
+        ------
+        TooLargeError, RequestTimeout, Busy
+            See :meth:`read`.
+        UnsupportedFormatError
+            A body that is not sent as ``application/json``.
+        BadRequest
+            Malformed JSON (including nesting too deep to parse).
+        InputError
+            JSON that is not an object.
+        """
+        ctype = content_type(self.request)
+        body = await self.read(limit)
+        if not body.strip():
+            return {}
+        if ctype != "application/json":
+            raise UnsupportedFormatError("send the request body as JSON with Content-Type: application/json")
+        async with self.budget.parsing:
+            return await run_in_threadpool(parse_json_object, body)
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """A JSON object body (Content-Type application/json); an empty body reads as ``{}``.
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """``body`` as a JSON object.
 
     Raises
     ------
-    TooLargeError
-        More than ``limit`` bytes.
-    UnsupportedFormatError
-        A body that is not sent as ``application/json``.
     BadRequest
         Malformed JSON (including nesting too deep to parse).
     InputError
         JSON that is not an object.
     """
-    ctype = content_type(request)
-    body = await read_body(request, limit)
-    if not body.strip():
-        return {}
-    if ctype != "application/json":
-        raise UnsupportedFormatError("send the request body as JSON with Content-Type: application/json")
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

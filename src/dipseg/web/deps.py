@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import AsyncIterator
+
 from fastapi import Depends, Request
 
+from .body import Body
 from .jobs import JobQueue
 from .settings import Settings
 from .store import ImageEntry, ImageStore
@@ -24,3 +27,12 @@ def get_jobs(request: Request) -> JobQueue:
 async def image_entry(image_id: str, store: ImageStore = Depends(get_store)) -> ImageEntry:
     """The image named by the path's ``{image_id}`` (:class:`~dipseg.web.errors.NotFound` if none)."""
     return store.entry(image_id)
+
+
+async def body_reader(request: Request) -> AsyncIterator[Body]:
+    """The request's body reader, its bytes counted against the app's body budget until the request ends."""
+    body = request.app.state.bodies.body(request)
+    try:
+        yield body
+    finally:
+        body.release()

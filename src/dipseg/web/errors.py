@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from ..io import InputError, TooLargeError, UnsupportedFormatError
 
@@ -37,6 +38,12 @@ class NotFound(WebError):
     """No image or job with that id."""
 
     status = 404
+
+
+class RequestTimeout(WebError):
+    """The request body stalled for longer than the server waits."""
+
+    status = 408
 
 
 class Conflict(WebError):
@@ -107,10 +114,17 @@ def install(app: FastAPI) -> None:
     async def known(request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc)
 
+    async def gone(request: Request, exc: Exception) -> Response:
+        # the client hung up mid-request (a cancelled upload, a closed tab): nobody reads
+        # the answer and nothing went wrong here, so one quiet line, no traceback
+        log.info("client went away during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": f"internal server error ({exc.__class__.__name__})"}, status_code=500)
 
     app.add_exception_handler(WebError, known)
     app.add_exception_handler(InputError, known)
+    app.add_exception_handler(ClientDisconnect, gone)
     app.add_exception_handler(Exception, internal)

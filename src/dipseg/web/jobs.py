@@ -3,8 +3,11 @@
 Fits run in worker threads (torch releases the GIL) through :func:`dipseg.api.segment`, the
 library's one entry point. At most ``workers + queue_size`` fits are admitted; one more is
 refused with :class:`~dipseg.web.errors.Busy`. A fit stops when its client cancels or goes
-away: the progress callback then returns False. The last fit state of each image is kept
-for a warm start of the next fit on it, reused when
+away: the progress callback then returns False, which the library also checks during its
+full-resolution stage. A waiting fit that is cancelled leaves the queue at once, so a
+client that went away never holds a place. Images of more than ``max_fit_pixels`` are
+fitted at a downscaled copy (:func:`fit_size`), which bounds a fit's memory. The last fit
+state of each image is kept for a warm start of the next fit on it, reused when
 :meth:`dipseg.dip.fit.FitState.can_continue` says so.
 """
 
@@ -25,12 +28,12 @@ import numpy as np
 
 from ..api import segment
 from ..io import InputError
-from ..labels import validate_image
+from ..labels import downscale_labels, validate_image
 from ..palette import encode_palette_png
 from .body import KEEP_ALIVE, data_url, sse
 from .errors import Busy, NotFound, ShuttingDown
 from .settings import Settings
-from .store import ImageEntry, ImageStore, to_ignore
+from .store import UNLABELLED, ImageEntry, ImageStore, to_ignore
 
 log = logging.getLogger("dipseg.web")
 
@@ -49,6 +52,38 @@ def _finite(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return round(x, 6) if math.isfinite(x) else None
+
+
+def fit_size(shape: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """The ``(h, w)`` an image of ``shape`` is fitted at: itself, or scaled to at most ``max_pixels``."""
+    H, W = shape
+    if H * W <= max_pixels:
+        return H, W
+    s = math.sqrt(max_pixels / (H * W))
+    return max(2, int(H * s)), max(2, int(W * s))
+
+
+def fit_inputs(image: np.ndarray, labels8: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Image and library labels (``IGNORE``) at ``size``: area-averaged pixels, every painted seed kept."""
+    import cv2
+
+    labels = to_ignore(labels8)
+    if size == image.shape[:2]:
+        return image, labels
+    small = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return small, downscale_labels(labels, size)
+
+
+def full_size_mask(classes: np.ndarray, labels8: np.ndarray) -> np.ndarray:
+    """A mask fitted at a smaller size brought to the labels' size (nearest), painted pixels as painted."""
+    import cv2
+
+    H, W = labels8.shape
+    if classes.shape != (H, W):
+        classes = cv2.resize(classes, (W, H), interpolation=cv2.INTER_NEAREST)
+    painted = labels8 != UNLABELLED
+    classes[painted] = labels8[painted]
+    return classes
 
 
 class Job:
@@ -195,25 +230,26 @@ class JobQueue:
     def _run(self, job: Job, entry: ImageEntry, image: np.ndarray, labels8: np.ndarray, warm: bool) -> None:
         """Worker thread: one fit, reporting to ``job``; every exception goes to the client."""
         try:
-            if job.cancel.is_set():
-                job.emit("done", {"job": job.id, "image": entry.id, "stopped": "cancelled", "iterations": 0,
-                                  "total": 0, "mask_url": None, "message": "cancelled before it started"})
-                return
-            job.state = "running"
-            labels = to_ignore(labels8)
+            with self.lock:
+                if job.state != "queued":  # cancelled while waiting: its stream has ended already
+                    return
+                job.state = "running"
+            size = fit_size(image.shape[:2], self.settings.max_fit_pixels)
+            image, labels = fit_inputs(image, labels8, size)
             state = self._warm_state(entry, image, labels, warm)
             iterations = self.settings.preset_config.fit.iterations
             if state is not None:
                 iterations = max(1, math.ceil(iterations * self.settings.warm_fraction))
             job.total = iterations
             job.emit("start", {"job": job.id, "image": entry.id, "total": iterations,
-                               "warm_start": state is not None, "preset": self.settings.preset})
+                               "warm_start": state is not None, "preset": self.settings.preset,
+                               "fit_width": size[1], "fit_height": size[0]})
             seg = segment(image, labels, "dipseg", preset=self.settings.preset, device=self.settings.device,
                           callback=self._callback(job), preview_every=max(1, iterations // PREVIEWS),
                           warm_start=state, threads=self.settings.threads,
                           **dict(self.settings.fit_overrides, iterations=iterations))
-            classes = np.asarray(seg.classes).astype(np.uint8)
-            meta = seg.metadata()
+            classes = full_size_mask(np.asarray(seg.classes).astype(np.uint8), labels8)
+            meta = dict(seg.metadata(), fit_size=[size[1], size[0]])
             version = self.store.set_result(entry.id, classes, labels8, meta)
             self._keep_state(entry.id, seg.state)
             job.emit("done", self._done_event(job, entry, seg, classes, iterations, state is not None, version))
@@ -223,14 +259,17 @@ class JobQueue:
             job.emit("error", {"job": job.id, "image": entry.id,
                                "detail": f"the fit failed: {exc.__class__.__name__}" + (f": {msg}" if msg else "")})
         finally:
-            job.state = "finished"
             with self.lock:
+                was = job.state
+                job.state = "finished"
                 self.jobs.pop(job.id, None)
-            job.emit(None)
+            if was == "running":
+                job.emit(None)
 
     @staticmethod
     def _callback(job: Job):
-        """The fit's progress callback: throttled progress events, previews, and the cancel check."""
+        """The fit's progress callback: throttled progress events, previews, and the cancel check
+        (also as ``should_stop``, see :func:`dipseg.dip.fit.fit`)."""
         last = [0.0]
 
         def callback(p) -> bool | None:
@@ -245,11 +284,15 @@ class JobQueue:
                 job.emit("progress", data)
             return False if job.cancel.is_set() else None
 
+        # asked by the library during the full-resolution stage too, so cancel reaches every stage
+        callback.should_stop = job.cancel.is_set
         return callback
 
     def _done_event(self, job: Job, entry: ImageEntry, seg, classes: np.ndarray, iterations: int,
                     warm: bool, version: int) -> dict[str, Any]:
-        present, counts = np.unique(classes, return_counts=True)
+        counts = np.bincount(classes.ravel(), minlength=256)  # uint8: far faster than np.unique
+        present = np.flatnonzero(counts)
+        counts = counts[present]
         info = seg.info or {}
         names = self.settings.classes
         return {
@@ -276,7 +319,20 @@ class JobQueue:
                     return
                 yield sse(event, data)
         finally:
-            job.cancel.set()
+            # the client went away (or the stream ended): a waiting fit gives its place back now
+            self._stop(job)
+
+    def _stop(self, job: Job) -> None:
+        """Cancel ``job``: a running fit stops at its next check; a waiting one leaves the queue at once."""
+        job.cancel.set()
+        with self.lock:
+            if job.state != "queued":
+                return
+            job.state = "finished"
+            self.jobs.pop(job.id, None)
+        job.emit("done", {"job": job.id, "image": job.image_id, "stopped": "cancelled", "iterations": 0,
+                          "total": 0, "mask_url": None, "message": "cancelled before it started"})
+        job.emit(None)
 
     def cancel(self, job_id: str) -> Job:
         """Ask a running or queued fit to stop.
@@ -290,14 +346,14 @@ class JobQueue:
             job = self.jobs.get(job_id)
         if job is None:
             raise NotFound(f"no running or queued job {job_id!r}")
-        job.cancel.set()
+        self._stop(job)
         return job
 
     def shutdown(self) -> None:
         """Refuse new fits and cancel the others; each stream then ends with a "done" event."""
         with self.lock:
             self.closed = True
-            for job in self.jobs.values():
-                job.cancel.set()
-        # queued jobs still run, see their cancel flag and end their streams at once
-        self.pool.shutdown(wait=False)
+            jobs = list(self.jobs.values())
+        for job in jobs:
+            self._stop(job)
+        self.pool.shutdown(wait=False, cancel_futures=True)

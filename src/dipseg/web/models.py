@@ -42,10 +42,13 @@ class ServerConfig(BaseModel):
     warm_fraction: float
     max_upload_bytes: int
     max_pixels: int
+    max_json_bytes: int
+    max_fit_pixels: int = Field(description="larger images are fitted at a downscaled copy of this many pixels")
     workers: int
     queue_size: int
     images_dir: str | None
     out_dir: str
+    token: str = Field(description="send it as the X-Dipseg-Token header of every POST (new at every start)")
 
 
 class Health(BaseModel):
@@ -82,6 +85,13 @@ class OutputFiles(BaseModel):
     meta: str
 
 
+class Unsaved(BaseModel):
+    """What of an image is held only in the server's memory (lost when it stops) until saved."""
+
+    labels: bool
+    mask: bool
+
+
 class ImageInfo(BaseModel):
     """``GET /api/images/{id}``."""
 
@@ -97,6 +107,7 @@ class ImageInfo(BaseModel):
     done: bool
     has_labels: bool
     has_mask: bool
+    unsaved: Unsaved
     files: OutputFiles
     image_url: str
     labels_url: str

@@ -7,6 +7,7 @@ a bad folder, class list, preset or limit is refused before the server listens.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,6 +21,15 @@ from ..palette import VOC_CLASSES
 
 DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 DEFAULT_QUEUE_SIZE = 8
+DEFAULT_MAX_JSON_BYTES = 8 * 1024 * 1024
+"""Largest JSON body (labels as run-length code or PNG): a painted 4096x4096 image takes well under 1 MiB."""
+DEFAULT_MAX_FIT_PIXELS = 2048 * 2048
+"""Larger images are fitted at a downscaled copy of this many pixels and the mask is scaled
+back (nearest neighbour, painted pixels kept): a fit's memory then stays bounded (docs/web.md)."""
+DEFAULT_BODY_BUDGET_BYTES = 256 * 1024 * 1024
+"""Request-body bytes held by all requests together; beyond it a request gets 429."""
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds a request body may stall between two chunks before the request is answered 408."""
 MAX_CLASSES = 255
 """Label value 255 means unlabelled on the wire and in label PNGs, so it cannot be a class."""
 MAX_CLASS_NAME = 64
@@ -100,6 +110,20 @@ class Settings:
         Accepted Host header names (None accepts any).
     heartbeat : float
         Seconds between SSE keep-alive comments.
+    token : str
+        This server's secret: every state-changing request carries it in ``X-Dipseg-Token``
+        (the page reads it from ``/api/config``, which other sites cannot read); random per start.
+    require_token : bool
+        Every request must prove it knows ``token`` (header, ``Authorization: Bearer``, or the
+        cookie set by opening ``/?token=...``): set when the server listens beyond localhost.
+    max_json_bytes : int
+        Largest JSON body.
+    max_fit_pixels : int
+        Images with more pixels are fitted at a downscaled copy (see :data:`DEFAULT_MAX_FIT_PIXELS`).
+    body_budget_bytes : int
+        Request-body bytes held by all requests at once (429 beyond).
+    body_timeout : float
+        Seconds a request body may stall (408 beyond).
     preset_config : Preset
         Derived: the preset with ``fit_overrides`` applied, as every fit uses it.
 
@@ -123,6 +147,12 @@ class Settings:
     warm_fraction: float = 0.5
     allowed_hosts: tuple[str, ...] | None = None
     heartbeat: float = 2.0
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    require_token: bool = False
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES
+    max_fit_pixels: int = DEFAULT_MAX_FIT_PIXELS
+    body_budget_bytes: int = DEFAULT_BODY_BUDGET_BYTES
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
     preset_config: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -132,6 +162,12 @@ class Settings:
             raise ValueError(f"queue_size must be >= 0, got {self.queue_size}")
         if self.max_upload_bytes < 1 or self.max_pixels < 4:
             raise ValueError("max_upload_bytes and max_pixels must be positive")
+        if self.max_json_bytes < 1 or self.max_fit_pixels < 4 or self.body_budget_bytes < 1:
+            raise ValueError("max_json_bytes, max_fit_pixels and body_budget_bytes must be positive")
+        if not self.body_timeout > 0:
+            raise ValueError(f"body_timeout must be > 0 seconds, got {self.body_timeout}")
+        if len(str(self.token)) < 16:
+            raise ValueError("token must be at least 16 characters")
         if not 0 < self.warm_fraction <= 1:
             raise ValueError(f"warm_fraction must be in (0, 1], got {self.warm_fraction}")
         # frozen: the normalised values are set once, here, and never change afterwards
@@ -168,11 +204,6 @@ class Settings:
     def capacity(self) -> int:
         """Fits admitted at once (running and waiting); one more is answered 429."""
         return self.workers + self.queue_size
-
-    @property
-    def max_json_bytes(self) -> int:
-        # a labels PNG sent as base64 inside JSON is a third larger than the file
-        return 2 * self.max_upload_bytes
 
     @property
     def threads(self) -> int | None:

@@ -2,9 +2,15 @@
 
 Images come from a ``--images`` folder (addressed by file name) or from uploads (addressed
 by ``upload-<random>``); client-given names never become paths. Output files are named
-after sanitised stems inside ``--out`` and written atomically. Labels are kept as
-``(H, W) uint8`` with :data:`UNLABELLED` (255) for unlabelled pixels, the wire's and the
-label PNG's convention; fits get the library's ``IGNORE`` convention (:func:`to_ignore`).
+after sanitised stems inside ``--out`` and written atomically (temporary file, fsync,
+rename), one save of an image at a time. Labels are ``(H, W) uint8`` with
+:data:`UNLABELLED` (255) for unlabelled pixels, the wire's and the label PNG's convention;
+fits get the library's ``IGNORE`` convention (:func:`to_ignore`).
+
+Memory is bounded by design (docs/web.md): uploads are spooled to a temporary folder, not
+kept decoded; at most :data:`IMAGE_CACHE` decoded images (and :data:`CACHE_PIXELS` pixels)
+stay in memory, and at most :data:`DECODERS` are decoded at once; painted labels and masks
+are kept compressed (:class:`Packed`).
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ import json
 import os
 import re
 import secrets
+import shutil
+import tempfile
 import threading
 import unicodedata
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,8 +43,6 @@ from ..io import (
     labels_from_image,
     open_image,
     read_image,
-    write_labels,
-    write_mask,
 )
 from ..labels import IGNORE, VOID
 from ..palette import encode_palette_png
@@ -50,9 +57,16 @@ UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 """PIL decoders tried on uploads (nothing that shells out, such as EPS)."""
 
 MAX_UPLOADS = 64
-"""Uploaded images kept in memory; the oldest is forgotten beyond this."""
+"""Uploaded images kept (spooled on disk); the oldest is forgotten beyond this."""
 IMAGE_CACHE = 4
-"""Decoded folder images kept in memory."""
+"""Decoded images kept in memory."""
+CACHE_PIXELS = 32 * 1024 * 1024
+"""Pixels of the decoded images kept in memory, all together (96 MiB of RGB)."""
+DECODERS = 2
+"""Images decoded at once: a 4096x4096 decode briefly takes ~150 MB, so this bounds that memory."""
+TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp\.(png|json)$")
+"""Names of the temporary files a save writes before its rename; left over only by a killed
+server, and removed from ``--out`` when the next one starts."""
 UNLABELLED = VOID
 """Label value of an unlabelled pixel on the wire and in label PNGs (255)."""
 
@@ -108,10 +122,8 @@ class ImageEntry:
     stem : str
         Output file stem, unique among the listing (see :func:`outputs_for`).
     source : {"folder", "upload"}
-    path : Path or None
-        Folder images: the file, decoded on demand.
-    array : ndarray or None
-        Uploads: the decoded image, kept in memory.
+    path : Path
+        The file, decoded on demand: the folder's image, or the upload spooled to disk.
     sha256 : str or None
         Uploads: digest of the uploaded bytes.
     """
@@ -120,12 +132,41 @@ class ImageEntry:
     name: str
     stem: str
     source: str
-    path: Path | None = None
-    array: np.ndarray | None = field(default=None, repr=False)
+    path: Path
     sha256: str | None = None
 
     def outputs(self) -> dict[str, str]:
         return outputs_for(self.stem)
+
+
+@dataclass(frozen=True)
+class Packed:
+    """An ``(H, W) uint8`` map kept compressed.
+
+    Painted labels and masks are long runs of one value, so an image's state takes
+    kilobytes instead of ``H * W`` bytes (16 MiB at 4096x4096).
+
+    Attributes
+    ----------
+    shape : (H, W)
+    data : bytes
+        zlib of the raw bytes.
+    digest : str
+        sha1 of the raw bytes: tells whether two maps are equal without unpacking.
+    """
+
+    shape: tuple[int, int]
+    data: bytes = field(repr=False)
+    digest: str
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> "Packed":
+        raw = np.ascontiguousarray(array, dtype=np.uint8)
+        return cls(tuple(raw.shape), zlib.compress(raw.tobytes(), 1), hashlib.sha1(raw.tobytes()).hexdigest())
+
+    def unpack(self) -> np.ndarray:
+        """The map as a new ``(H, W) uint8`` array."""
+        return np.frombuffer(zlib.decompress(self.data), np.uint8).reshape(self.shape).copy()
 
 
 @dataclass
@@ -134,8 +175,9 @@ class Result:
 
     Attributes
     ----------
-    classes : ndarray (H, W) uint8
-    labels : ndarray (H, W) uint8
+    classes : Packed
+        The mask, class per pixel.
+    labels : Packed
         The labels that fit used (255 = unlabelled).
     meta : dict
         :meth:`dipseg.Segmentation.metadata` of the fit.
@@ -143,8 +185,8 @@ class Result:
         Increases with every fit on the server; makes mask URLs unique.
     """
 
-    classes: np.ndarray
-    labels: np.ndarray
+    classes: Packed
+    labels: Packed
     meta: dict
     version: int
 
@@ -168,12 +210,37 @@ class ImageStore:
         self.entries: dict[str, ImageEntry] = {}
         self.order: list[str] = []
         self.reserved: dict[str, str] = {}  # output file name -> image id
-        self.labels: dict[str, np.ndarray] = {}
+        self.labels: dict[str, Packed] = {}
         self.results: dict[str, Result] = {}
+        # what this server last wrote for each image: (labels digest, mask version)
+        self.written: dict[str, tuple[str | None, int | None]] = {}
+        self.save_locks: dict[str, threading.Lock] = {}
         self.cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.decoders = threading.BoundedSemaphore(DECODERS)
+        self.spool: Path | None = None
         self.version = 0
         if settings.images_dir is not None:
             self._scan(settings.images_dir)
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        """Delete the temporary files of saves that a killed server left in ``--out``."""
+        try:
+            names = [p for p in self.out_dir.iterdir() if TEMPORARY.match(p.name) and p.is_file()]
+        except OSError:
+            return
+        for p in names:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Delete the spooled uploads (the server stops)."""
+        with self.lock:
+            spool, self.spool = self.spool, None
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
 
     # ---- listing
 
@@ -280,6 +347,8 @@ class ImageStore:
     def decode_upload(self, data: bytes) -> np.ndarray:
         """Decode uploaded bytes to ``(H, W, 3) uint8``, refusing non-images and pixel bombs.
 
+        At most :data:`DECODERS` images are decoded at once (the others wait).
+
         Raises
         ------
         InputError
@@ -288,12 +357,16 @@ class ImageStore:
             plain ``InputError`` for a corrupt image or one smaller than 2x2.
         """
         try:
-            return decode_image(data, max_pixels=self.settings.max_pixels, formats=list(UPLOAD_FORMATS))
+            with self.decoders:
+                return decode_image(data, max_pixels=self.settings.max_pixels, formats=list(UPLOAD_FORMATS))
         except UnsupportedFormatError as exc:
             raise UnsupportedFormatError(f"{exc}; this server reads {', '.join(UPLOAD_FORMATS)}") from None
 
     def add_upload(self, name: str, data: bytes, array: np.ndarray) -> tuple[ImageEntry, bool]:
         """Add a decoded upload; the same bytes under the same name give back the earlier entry.
+
+        The bytes are spooled to a temporary folder (removed by :meth:`close`); ``array``
+        only enters the decoded-image cache.
 
         Returns
         -------
@@ -309,9 +382,17 @@ class ImageStore:
                 if e.source == "upload" and e.sha256 == sha and e.name == shown:
                     return e, False
             stem = self._free_stem(safe_stem(shown), sha=sha, check_disk=True)
-            entry = ImageEntry(id=f"upload-{secrets.token_hex(6)}", name=shown, stem=stem, source="upload",
-                               array=array, sha256=sha)
+            image_id = f"upload-{secrets.token_hex(6)}"
+            if self.spool is None:
+                self.spool = Path(tempfile.mkdtemp(prefix="dipseg-uploads-"))
+            path = self.spool / image_id
+            try:
+                path.write_bytes(data)
+            except OSError as exc:
+                raise StorageError(f"cannot keep the upload in {self.spool}: {exc.strerror or exc}") from None
+            entry = ImageEntry(id=image_id, name=shown, stem=stem, source="upload", path=path, sha256=sha)
             self._register(entry)
+            self._cache(entry.id, array)
             uploads = [i for i in self.order if self.entries[i].source == "upload"]
             for old in uploads[: max(0, len(uploads) - MAX_UPLOADS)]:
                 self._forget(old)
@@ -326,25 +407,51 @@ class ImageStore:
         self.order.remove(image_id)
         for f in entry.outputs().values():
             self.reserved.pop(f, None)
-        for d in (self.labels, self.results, self.cache):
+        for d in (self.labels, self.results, self.cache, self.written, self.save_locks):
             d.pop(image_id, None)
+        try:
+            entry.path.unlink()
+        except OSError:
+            pass
 
     # ---- images and labels
 
     def load_image(self, entry: ImageEntry) -> np.ndarray:
-        """The image as ``(H, W, 3) uint8`` (folder images are decoded and cached)."""
-        if entry.array is not None:
-            return entry.array
+        """The image as ``(H, W, 3) uint8``, decoded from its file and cached.
+
+        Raises
+        ------
+        NotFound
+            An upload forgotten meanwhile.
+        InputError
+            A folder file that cannot be read.
+        """
         with self.lock:
             if entry.id in self.cache:
                 self.cache.move_to_end(entry.id)
                 return self.cache[entry.id]
-        array = read_image(entry.path, max_pixels=self.settings.max_pixels)
-        with self.lock:
-            self.cache[entry.id] = array
-            while len(self.cache) > IMAGE_CACHE:
-                self.cache.popitem(last=False)
+        if entry.source == "upload":
+            try:
+                data = entry.path.read_bytes()
+            except OSError:
+                raise NotFound(f"the upload {entry.name} is no longer kept; upload it again") from None
+            array = self.decode_upload(data)
+        else:
+            with self.decoders:
+                array = read_image(entry.path, max_pixels=self.settings.max_pixels)
+        self._cache(entry.id, array)
         return array
+
+    def _cache(self, image_id: str, array: np.ndarray) -> None:
+        with self.lock:
+            if image_id not in self.entries:
+                return
+            self.cache[image_id] = array
+            self.cache.move_to_end(image_id)
+            pixels = sum(a.shape[0] * a.shape[1] for a in self.cache.values())
+            while len(self.cache) > 1 and (len(self.cache) > IMAGE_CACHE or pixels > CACHE_PIXELS):
+                _, old = self.cache.popitem(last=False)
+                pixels -= old.shape[0] * old.shape[1]
 
     def _classes_only(self, labels: np.ndarray, where: str) -> np.ndarray:
         """int64 labels with ``IGNORE`` -> uint8 with :data:`UNLABELLED`, refusing values that are no class."""
@@ -389,8 +496,25 @@ class ImageStore:
 
     def set_labels(self, entry: ImageEntry, labels: np.ndarray) -> None:
         """Keep ``labels`` (uint8, 255 = unlabelled) as the image's current labels."""
+        packed = Packed.of(labels)
         with self.lock:
-            self.labels[entry.id] = labels
+            if entry.id in self.entries:
+                self.labels[entry.id] = packed
+
+    def unsaved(self, entry: ImageEntry) -> dict[str, bool]:
+        """Whether this session's labels / mask of ``entry`` differ from what this server saved.
+
+        Returns
+        -------
+        dict
+            ``{"labels": bool, "mask": bool}``; True means held only in this server's
+            memory (lost when it stops) until saved.
+        """
+        with self.lock:
+            labels, result = self.labels.get(entry.id), self.results.get(entry.id)
+            written_labels, written_mask = self.written.get(entry.id, (None, None))
+        return {"labels": labels is not None and labels.digest != written_labels,
+                "mask": result is not None and result.version != written_mask}
 
     def current_labels(self, entry: ImageEntry, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
         """The labels painted in this session (``"memory"``) or saved in ``--out`` (``"file"``).
@@ -401,8 +525,9 @@ class ImageStore:
             The saved label file cannot be read for this image.
         """
         with self.lock:
-            if entry.id in self.labels:
-                return self.labels[entry.id], "memory"
+            packed = self.labels.get(entry.id)
+        if packed is not None:
+            return packed.unpack(), "memory"
         path = self.out_dir / entry.outputs()["labels"]
         if not path.is_file():
             return None, None
@@ -425,10 +550,11 @@ class ImageStore:
 
     def set_result(self, image_id: str, classes: np.ndarray, labels: np.ndarray, meta: dict) -> int:
         """Record a finished fit (dropped if the image was forgotten meanwhile); returns its version."""
+        result = Result(Packed.of(classes), Packed.of(labels), meta, 0)
         with self.lock:
             self.version += 1
             if image_id in self.entries:
-                self.results[image_id] = Result(classes, labels, meta, self.version)
+                self.results[image_id] = Result(result.classes, result.labels, meta, self.version)
             return self.version
 
     def mask_png(self, entry: ImageEntry) -> bytes | None:
@@ -436,7 +562,7 @@ class ImageStore:
         with self.lock:
             result = self.results.get(entry.id)
         if result is not None:
-            return encode_palette_png(result.classes)
+            return encode_palette_png(result.classes.unpack())
         path = self.out_dir / entry.outputs()["mask"]
         try:
             return path.read_bytes() if path.is_file() else None
@@ -451,8 +577,12 @@ class ImageStore:
             raise BadRequest("refusing to write outside the output folder")
         return path
 
-    def _atomic(self, name: str, write: Callable[[Path], Any]) -> str:
-        """Write ``name`` into ``--out`` through a temporary file and a rename; returns the name."""
+    def _atomic(self, name: str, data: bytes) -> str:
+        """Write ``data`` as ``name`` into ``--out``: temporary file, fsync, rename, fsync of the folder.
+
+        A crash leaves the old file or the new one, never a part; a killed server may leave
+        the temporary file, removed when the next one starts (:data:`TEMPORARY`).
+        """
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -460,8 +590,12 @@ class ImageStore:
         final = self._target(name)
         tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.tmp{final.suffix}")
         try:
-            write(tmp)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, final)
+            _fsync_folder(self.out_dir)
         except OSError as exc:
             raise StorageError(f"cannot write {name} into the output folder: {exc.strerror or exc}") from None
         finally:
@@ -469,8 +603,18 @@ class ImageStore:
                 tmp.unlink()
         return final.name
 
-    def save(self, entry: ImageEntry, image: np.ndarray) -> dict[str, Any]:
+    def save(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
         """Write the mask, the labels and the metadata of ``entry`` into ``--out``.
+
+        Saves of one image run one at a time, from taking the labels to the last file, so
+        the three files always come from one request.
+
+        Parameters
+        ----------
+        entry : ImageEntry
+        image : ndarray (H, W, 3) uint8
+        labels : ndarray (H, W) uint8, optional
+            New current labels (255 = unlabelled), set first; else the current ones.
 
         Returns
         -------
@@ -485,39 +629,64 @@ class ImageStore:
             The output folder cannot be written.
         """
         with self.lock:
-            result = self.results.get(entry.id)
-            labels = self.labels.get(entry.id)
-        if result is None and labels is None:
-            raise Conflict("nothing to save yet: paint labels and press Segment first")
-        names = entry.outputs()
-        files: dict[str, str] = {}
-        if result is not None:
-            files["mask"] = self._atomic(names["mask"], lambda p: write_mask(p, result.classes))
-        if labels is not None:
-            lab = to_ignore(labels)
-            files["labels"] = self._atomic(names["labels"], lambda p: write_labels(p, lab))
-        sha = entry.sha256
-        if sha is None and entry.path is not None:
-            try:
-                sha = hashlib.sha256(entry.path.read_bytes()).hexdigest()
-            except OSError:
-                sha = None
-        meta = {
-            "image": entry.name,
-            "image_path": str(entry.path) if entry.path is not None else None,
-            "image_sha256": sha,
-            "width": int(image.shape[1]),
-            "height": int(image.shape[0]),
-            "classes": list(self.class_names),
-            "files": dict(files, meta=names["meta"]),
-            "labelled_pixels": int((labels != UNLABELLED).sum()) if labels is not None else None,
-            "mask_from_these_labels": bool(result is not None and labels is not None
-                                           and np.array_equal(result.labels, labels)),
-            "fit": result.meta if result is not None else None,
-            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "dipseg_version": __version__,
-        }
-        text = json.dumps(meta, indent=2, default=str)
-        files["meta"] = self._atomic(names["meta"], lambda p: p.write_text(text, encoding="utf-8"))
+            lock = self.save_locks.setdefault(entry.id, threading.Lock())
+        with lock:
+            if labels is not None:
+                self.set_labels(entry, labels)
+            with self.lock:
+                result = self.results.get(entry.id)
+                packed = self.labels.get(entry.id)
+            if result is None and packed is None:
+                raise Conflict("nothing to save yet: paint labels and press Segment first")
+            labels = packed.unpack() if packed is not None else None
+            names = entry.outputs()
+            files: dict[str, str] = {}
+            if result is not None:
+                files["mask"] = self._atomic(names["mask"], encode_palette_png(result.classes.unpack()))
+            if labels is not None:
+                files["labels"] = self._atomic(names["labels"], encode_palette_png(labels))
+            meta = {
+                "image": entry.name,
+                "image_path": str(entry.path) if entry.source == "folder" else None,
+                "image_sha256": entry.sha256 or _file_sha256(entry.path),
+                "width": int(image.shape[1]),
+                "height": int(image.shape[0]),
+                "classes": list(self.class_names),
+                "files": dict(files, meta=names["meta"]),
+                "labelled_pixels": int((labels != UNLABELLED).sum()) if labels is not None else None,
+                "mask_from_these_labels": bool(result is not None and packed is not None
+                                               and result.labels.digest == packed.digest),
+                "fit": result.meta if result is not None else None,
+                "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "dipseg_version": __version__,
+            }
+            text = json.dumps(meta, indent=2, default=str)
+            files["meta"] = self._atomic(names["meta"], text.encode("utf-8"))
+            with self.lock:
+                if entry.id in self.entries:
+                    self.written[entry.id] = (packed.digest if packed is not None else None,
+                                              result.version if result is not None else None)
         return {"id": entry.id, "saved": True, "out_dir": str(self.out_dir), "files": files,
                 "done": self.is_done(entry), "progress": self.progress()}
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform can open folders)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

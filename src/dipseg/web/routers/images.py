@@ -12,8 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 from PIL import Image
 
 from ...io import InputError, TooLargeError, UnsupportedFormatError
-from ..body import content_type, encode_rle, read_body, read_json
-from ..deps import get_settings, get_store, image_entry
+from ..body import Body, content_type, encode_rle
+from ..deps import get_settings, get_store, image_entry, body_reader
 from ..errors import BadRequest, NotFound
 from ..models import (
     ImageInfo,
@@ -44,6 +44,7 @@ def image_info(store: ImageStore, entry: ImageEntry, image: np.ndarray) -> dict[
         "prev": order[i - 1] if i > 0 else None, "next": order[i + 1] if 0 <= i < len(order) - 1 else None,
         "width": int(image.shape[1]), "height": int(image.shape[0]),
         "done": store.is_done(entry), "has_labels": store.has_labels(entry), "has_mask": store.has_mask(entry),
+        "unsaved": store.unsaved(entry),
         "files": entry.outputs(),
         "image_url": f"/api/images/{q}/image",
         "labels_url": f"/api/images/{q}/labels",
@@ -58,17 +59,19 @@ def rgb_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
+async def read_upload(request: Request, reader: Body, limit: int) -> tuple[bytes, str]:
     """The uploaded file's bytes and name: multipart field ``file``, or a raw ``image/*`` body.
 
     Raises
     ------
     TooLargeError, UnsupportedFormatError, InputError, BadRequest
         Over ``limit`` bytes, another Content-Type, no ``file`` field, an empty file.
+    RequestTimeout, Busy
+        See :meth:`dipseg.web.body.Body.read`.
     """
     ctype = content_type(request)
     if ctype == "multipart/form-data":
-        body = await read_body(request, limit + MULTIPART_OVERHEAD, "upload")
+        body = await reader.read(limit + MULTIPART_OVERHEAD, "upload")
 
         async def receive():
             return {"type": "http.request", "body": body, "more_body": False}
@@ -84,7 +87,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
         finally:
             await form.close()
     elif ctype.startswith("image/") or ctype == "application/octet-stream":
-        data = await read_body(request, limit, "upload")
+        data = await reader.read(limit, "upload")
         name = request.query_params.get("name") or request.headers.get("x-filename") or "image"
     else:
         raise UnsupportedFormatError(
@@ -102,7 +105,7 @@ async def list_images(store: ImageStore = Depends(get_store)) -> dict:
 
 
 @router.post(
-    "/upload", status_code=201, response_model=UploadedImage, responses=errors(400, 413, 415, 422),
+    "/upload", status_code=201, response_model=UploadedImage, responses=errors(400, 403, 408, 413, 415, 422, 429),
     openapi_extra={"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
                                            "properties": {"file": {"type": "string", "format": "binary"}}}},
@@ -110,10 +113,10 @@ async def list_images(store: ImageStore = Depends(get_store)) -> dict:
     }}},
 )
 async def upload(request: Request, response: Response, store: ImageStore = Depends(get_store),
-                 settings: Settings = Depends(get_settings)) -> dict:
-    data, name = await read_upload(request, settings.max_upload_bytes)
+                 settings: Settings = Depends(get_settings), reader: Body = Depends(body_reader)) -> dict:
+    data, name = await read_upload(request, reader, settings.max_upload_bytes)
     array = await run_in_threadpool(store.decode_upload, data)
-    entry, new = store.add_upload(name, data, array)
+    entry, new = await run_in_threadpool(store.add_upload, name, data, array)
     info = await run_in_threadpool(image_info, store, entry, array)
     info["new"] = new
     if not new:
@@ -157,13 +160,15 @@ async def get_mask(download: bool = False, entry: ImageEntry = Depends(image_ent
     return Response(png, media_type="image/png", headers=headers)
 
 
-@router.post("/images/{image_id}/save", response_model=SaveResult, responses=errors(400, 404, 409, 413, 415, 422, 500),
+@router.post("/images/{image_id}/save", response_model=SaveResult,
+             responses=errors(400, 403, 404, 408, 409, 413, 415, 422, 429, 500),
              openapi_extra=request_body(SaveRequest, required=False))
-async def save_image(request: Request, entry: ImageEntry = Depends(image_entry),
-                     store: ImageStore = Depends(get_store), settings: Settings = Depends(get_settings)) -> dict:
-    body = await read_json(request, settings.max_json_bytes)
+async def save_image(entry: ImageEntry = Depends(image_entry), store: ImageStore = Depends(get_store),
+                     settings: Settings = Depends(get_settings), reader: Body = Depends(body_reader)) -> dict:
+    body = await reader.json(settings.max_json_bytes)
     image = await run_in_threadpool(store.load_image, entry)
+    labels = None
     if body.get("labels") is not None:
         labels = await run_in_threadpool(store.parse_labels, body["labels"], image.shape[:2])
-        store.set_labels(entry, labels)
-    return await run_in_threadpool(store.save, entry, image)
+    del body
+    return await run_in_threadpool(store.save, entry, image, labels)

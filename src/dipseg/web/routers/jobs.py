@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ...io import InputError
-from ..body import read_json
-from ..deps import get_jobs, get_settings, get_store, image_entry
+from ..body import Body
+from ..deps import get_jobs, get_settings, get_store, image_entry, body_reader
 from ..jobs import JobQueue
 from ..models import Cancelled, JobList, SegmentRequest, errors, request_body
 from ..settings import Settings
@@ -22,13 +22,13 @@ EVENT_STREAM = {200: {"content": {"text/event-stream": {}},
 
 @router.post(
     "/images/{image_id}/segment", response_class=StreamingResponse,
-    responses={**EVENT_STREAM, **errors(400, 404, 413, 415, 422, 429, 503)},
+    responses={**EVENT_STREAM, **errors(400, 403, 404, 408, 413, 415, 422, 429, 503)},
     openapi_extra=request_body(SegmentRequest),
 )
-async def segment_image(request: Request, entry: ImageEntry = Depends(image_entry),
-                        store: ImageStore = Depends(get_store), jobs: JobQueue = Depends(get_jobs),
-                        settings: Settings = Depends(get_settings)) -> StreamingResponse:
-    body = await read_json(request, settings.max_json_bytes)
+async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageStore = Depends(get_store),
+                        jobs: JobQueue = Depends(get_jobs), settings: Settings = Depends(get_settings),
+                        reader: Body = Depends(body_reader)) -> StreamingResponse:
+    body = await reader.json(settings.max_json_bytes)
     if "labels" not in body:
         raise InputError("the JSON body needs 'labels': {width, height, rle} or a PNG data URL")
     warm = body.get("warm_start", True)
@@ -36,6 +36,8 @@ async def segment_image(request: Request, entry: ImageEntry = Depends(image_entr
         raise InputError("warm_start must be true or false")
     image = await run_in_threadpool(store.load_image, entry)
     labels = await run_in_threadpool(store.parse_labels, body["labels"], image.shape[:2])
+    del body
+    reader.release()  # the fit may run for minutes; the body's bytes are done with
     if not (labels != UNLABELLED).any():
         raise InputError("no pixel is labelled: paint at least two classes before segmenting")
     jobs.check_fittable(image)
@@ -50,7 +52,7 @@ async def list_jobs(jobs: JobQueue = Depends(get_jobs), settings: Settings = Dep
     return {"jobs": jobs.describe(), "capacity": settings.capacity, "workers": settings.workers}
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=Cancelled, responses=errors(404))
+@router.post("/jobs/{job_id}/cancel", response_model=Cancelled, responses=errors(403, 404))
 async def cancel_job(job_id: str, jobs: JobQueue = Depends(get_jobs)) -> dict:
     job = jobs.cancel(job_id)
     return {"job": job.id, "cancelled": True, "state": job.state}

@@ -21,7 +21,7 @@ STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 router = APIRouter()
 
 
-@router.get("/", include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -47,8 +47,11 @@ async def config(settings: Settings = Depends(get_settings)) -> dict:
         "warm_fraction": settings.warm_fraction,
         "max_upload_bytes": settings.max_upload_bytes,
         "max_pixels": settings.max_pixels,
+        "max_json_bytes": settings.max_json_bytes,
+        "max_fit_pixels": settings.max_fit_pixels,
         "workers": settings.workers,
         "queue_size": settings.queue_size,
         "images_dir": str(settings.images_dir) if settings.images_dir else None,
         "out_dir": str(settings.out_dir),
+        "token": settings.token,
     }

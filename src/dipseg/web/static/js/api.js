@@ -1,7 +1,34 @@
 // Client of the JSON API of dipseg.web.app (see docs/web.md): the only module that knows
 // the /api/... paths, so the server can move things around behind one file.
+//
+// Every failure is an ApiError with a `kind` the page words its message by:
+//   "offline"  the server cannot be reached (stopped, restarting, network down)
+//   "busy"     429: every fit slot is taken; `retryAfter` says when to try again
+//   "token"    403/401: the server does not know this page's token (it was restarted)
+//   "missing"  404: no such image or job (after a restart, uploads are gone)
+//   "server"   any other refusal; `message` is the server's own explanation
 
 const enc = encodeURIComponent;
+
+let token = "";
+
+// The server's token, from /api/config: every request that changes something carries it,
+// which is what tells the server the request comes from this page and not another site.
+export function setToken(t) {
+  token = t || "";
+}
+
+export class ApiError extends Error {
+  constructor(kind, message, status = 0, retryAfter = 0) {
+    super(message);
+    this.name = "ApiError";
+    this.kind = kind;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+const OFFLINE = "cannot reach the dipseg server: is `dipseg serve` still running?";
 
 async function errorText(resp) {
   try {
@@ -15,9 +42,28 @@ async function errorText(resp) {
   }
 }
 
-// The server explains refusals in its JSON "detail"; callers show that text to the user.
-async function ensureOk(resp) {
-  if (!resp.ok) throw new Error(await errorText(resp));
+function kindOf(status) {
+  if (status === 429) return "busy";
+  if (status === 401 || status === 403) return "token";
+  if (status === 404) return "missing";
+  return "server";
+}
+
+// fetch, with a network failure ("Failed to fetch") turned into an "offline" ApiError
+async function send(url, opt = {}) {
+  const method = (opt.method || "GET").toUpperCase();
+  if (method !== "GET" && method !== "HEAD") opt.headers = { ...(opt.headers || {}), "X-Dipseg-Token": token };
+  let resp;
+  try {
+    resp = await fetch(url, opt);
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError("offline", OFFLINE);
+  }
+  if (!resp.ok) {
+    const retry = Number(resp.headers.get("Retry-After")) || 0;
+    throw new ApiError(kindOf(resp.status), await errorText(resp), resp.status, retry);
+  }
   return resp;
 }
 
@@ -27,7 +73,7 @@ async function json(method, url, body) {
     opt.headers["Content-Type"] = "application/json";
     opt.body = JSON.stringify(body);
   }
-  const resp = await ensureOk(await fetch(url, opt));
+  const resp = await send(url, opt);
   return resp.json();
 }
 
@@ -48,7 +94,7 @@ export const cancelJob = (jobId) => json("POST", `/api/jobs/${enc(jobId)}/cancel
 export const maskDownloadUrl = (id) => `/api/images/${enc(id)}/mask.png?download=1&t=${Date.now()}`;
 
 export async function fetchBitmap(url) {
-  const resp = await ensureOk(await fetch(url, { cache: "no-store" }));
+  const resp = await send(url, { cache: "no-store" });
   const blob = await resp.blob();
   // pixels exactly as the server sent them: the image as the fit sees it, the mask in its palette colours
   return createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
@@ -57,7 +103,7 @@ export async function fetchBitmap(url) {
 export async function uploadImage(file) {
   const fd = new FormData();
   fd.append("file", file, file.name);
-  const resp = await ensureOk(await fetch("/api/upload", { method: "POST", body: fd }));
+  const resp = await send("/api/upload", { method: "POST", body: fd });
   return resp.json();
 }
 
@@ -67,7 +113,14 @@ async function readEvents(resp, onEvent) {
   const dec = new TextDecoder();
   let buf = "";
   for (;;) {
-    const { value, done } = await reader.read();
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw new ApiError("offline", "the connection to the server broke off during the fit");
+    }
+    const { value, done } = chunk;
     if (done) break;
     buf += dec.decode(value, { stream: true });
     let i;
@@ -87,13 +140,11 @@ async function readEvents(resp, onEvent) {
 
 // Resolves when the stream ends; aborting `signal` closes it, which cancels the fit on the server.
 export async function segment(id, labels, signal, onEvent) {
-  const resp = await ensureOk(
-    await fetch(`/api/images/${enc(id)}/segment`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify({ labels }),
-      signal,
-    })
-  );
+  const resp = await send(`/api/images/${enc(id)}/segment`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify({ labels }),
+    signal,
+  });
   await readEvents(resp, onEvent);
 }

@@ -4,13 +4,16 @@
  * page loads. Talks to the JSON API of dipseg.web.app (see docs/web.md). State the page
  * exposes for scripts:
  *   #app[data-state]  loading | empty | ready | error
- *   #app[data-fit]    idle | queued | running | done | cancelled | error
+ *   #app[data-fit]    idle | waiting | queued | running | done | cancelled | error
+ *                     (waiting: the server is busy and the page retries by itself)
  *   #app[data-mask]   none | preview | final
- *   #app[data-saved]  true | false   (false: labels or mask changed since the last save)
+ *   #app[data-saved]  true | false   (false: labels or mask not saved in the output folder yet,
+ *                     including work the server holds from before a reload)
+ *   #app[data-server] up | down | restarted
  *   window.dipseg     small scripting API (state(), imageToClient(x, y), ...)
  */
 import * as api from "./api.js";
-import { S, setData, onHistoryChange, resetHistory, markMaskUnsaved, markSaved } from "./state.js";
+import { S, setData, onHistoryChange, resetHistory, markDirty, markMaskUnsaved, markSaved } from "./state.js";
 import {
   resetLabels,
   encodeLabels,
@@ -48,6 +51,40 @@ function status(text, kind) {
   el.textContent = text;
   el.dataset.kind = kind || "info";
 }
+
+// What went wrong, in the user's words: an unreachable server is not a full disk.
+function explain(e, doing) {
+  if (e.kind === "offline") return `${doing}: ${e.message}`;
+  if (e.kind === "busy") return `${doing}: the server is busy; try again in a moment.`;
+  return `${doing}: ${e.message}`;
+}
+
+// After "offline", "token" or "missing" errors: is the server back, and is it a new one?
+// A restarted server has a new token and has forgotten uploads and unsaved work.
+async function checkServer() {
+  let cfg;
+  try {
+    cfg = await api.getConfig();
+  } catch (e) {
+    setData("server", "down");
+    return "down";
+  }
+  if (S.config && cfg.token === S.config.token) {
+    setData("server", "up");
+    return "same";
+  }
+  S.config = cfg;
+  api.setToken(cfg.token);
+  setData("server", "restarted");
+  try {
+    await refreshList();
+  } catch (e) {
+    /* shown by the caller */
+  }
+  return "restarted";
+}
+
+const RESTARTED = "The server was restarted: the image list is reloaded, and work it had not saved is gone.";
 
 function hexToRgb(hex) {
   const n = parseInt(hex.slice(1), 16);
@@ -127,6 +164,14 @@ function updateNav() {
   $("prev").disabled = i <= 0;
   $("next").disabled = i < 0 || i >= S.images.length - 1;
   $("image-index").textContent = i >= 0 ? `image ${i + 1} / ${S.images.length}` : "";
+}
+
+// The keys live in a panel over the canvas, so the sidebar keeps room for every class.
+function toggleHelp(show) {
+  const panel = $("help");
+  const open = show === undefined ? panel.hidden : show;
+  panel.hidden = !open;
+  $("help-toggle").setAttribute("aria-expanded", String(open));
 }
 
 function buildClasses() {
@@ -225,6 +270,9 @@ async function openImage(id) {
     setData("mask", S.maskKind);
     resetHistory();
     markSaved();
+    const unsaved = info.unsaved || {};
+    if (unsaved.labels) markDirty();
+    if (unsaved.mask) markMaskUnsaved();
     if (!S.sizeChosen) setSize(Math.max(3, Math.round(Math.max(S.W, S.H) / 30)));
     setData("imageId", info.id);
     setData("imageName", info.name);
@@ -239,14 +287,29 @@ async function openImage(id) {
     setData("state", "ready");
     fitView();
     updateButtons();
-    const loaded = labels || mask ? `Loaded ${[labels && "labels", mask && "mask"].filter(Boolean).join(" and ")} from the output folder. ` : "";
+    const what = (a, b) => [a && "labels", b && "mask"].filter(Boolean).join(" and ");
+    const held = what(labels && unsaved.labels, mask && unsaved.mask);
+    const saved = what(labels && !unsaved.labels, mask && !unsaved.mask);
+    let loaded = "";
+    if (held) loaded += `The ${held} from before are not saved yet: Save (Ctrl+S) writes them. `;
+    if (saved) loaded += `Loaded ${saved} from the output folder. `;
     status(`${loaded}Paint blobs of two or more classes, then run DIPSEG (Enter).${note}`);
     if (window.history && window.history.replaceState) window.history.replaceState(null, "", `#${encodeURIComponent(info.id)}`);
   } catch (e) {
     if (token !== S.loadToken) return;
+    const server = e.kind === "missing" || e.kind === "token" || e.kind === "offline" ? await checkServer() : "same";
+    if (token !== S.loadToken) return;
+    if (server === "restarted") {
+      const again = S.images.find((im) => im.id === id) || S.images.find((im) => !im.done) || S.images[0];
+      if (again) {
+        await openImage(again.id);
+        if (app.dataset.state === "ready") status(`${RESTARTED} ${$("status").textContent}`, "info");
+        return;
+      }
+    }
     setData("state", S.img ? "ready" : "error");
     updateButtons();
-    status(`Cannot open ${id}: ${e.message}`, "error");
+    status(server === "restarted" ? RESTARTED : explain(e, `Cannot open ${id}`), "error");
   }
 }
 
@@ -255,6 +318,10 @@ async function switchTo(id) {
   if (S.img && $("autosave").checked && (S.dirty || S.maskUnsaved)) {
     const ok = await save();
     if (!ok) return;
+  }
+  if (!S.images.some((im) => im.id === id) && (await checkServer()) === "restarted") {
+    status(RESTARTED, "info");
+    return;
   }
   await openImage(id);
 }
@@ -278,7 +345,11 @@ async function uploadFiles(files) {
       const info = await api.uploadImage(file);
       if (!first) first = info.id;
     } catch (e) {
-      status(`Cannot open ${file.name}: ${e.message}`, "error");
+      if (e.kind === "token" && (await checkServer()) === "restarted") {
+        status(`${RESTARTED} Open ${file.name} again.`, "error");
+      } else {
+        status(explain(e, `Cannot open ${file.name}`), "error");
+      }
     }
   }
   if (first) {
@@ -324,10 +395,20 @@ async function onFitEvent(job, ev, d) {
     setProgress(d.iterations || 0, d.total || 0);
     const cancelled = d.stopped === "cancelled";
     const n = (d.classes || []).length;
-    const what = cancelled ? "Stopped early" : "Done";
     const time = d.seconds !== undefined ? ` in ${Number(d.seconds).toFixed(1)} s` : "";
-    const steps = `${d.iterations} steps${d.warm_start ? ", warm start" : ""}, ${n} class${n === 1 ? "" : "es"}`;
-    status(`${what}${time} (${steps}).${d.message ? " Note: " + d.message : ""}`, cancelled ? "info" : "ok");
+    const warm = d.warm_start ? ", warm start" : "";
+    const found = `${n} class${n === 1 ? "" : "es"}`;
+    let text;
+    if (cancelled && d.mask_url) {
+      text = `Cancelled after ${d.iterations} of ${d.total} steps: the mask is the prediction at that point.`;
+    } else if (cancelled) {
+      text = "Cancelled before the fit started.";
+    } else if (d.stopped === "early") {
+      text = `Done${time}: converged after ${d.iterations} of ${d.total} steps${warm}, ${found}.`;
+    } else {
+      text = `Done${time} (${d.iterations} steps${warm}, ${found}).`;
+    }
+    status(`${text}${d.message ? " Note: " + d.message : ""}`, cancelled ? "info" : "ok");
     setData("classesFound", (d.classes || []).map((c) => c.id).join(","));
     setData("fit", cancelled ? "cancelled" : "done");
   } else if (ev === "error") {
@@ -351,16 +432,31 @@ async function runSegment() {
   updateButtons();
   status("Sending labels…");
   try {
-    await api.segment(job.id, encodeLabels(), job.ctl.signal, (ev, d) => onFitEvent(job, ev, d));
+    const labels = encodeLabels();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d));
+        break;
+      } catch (e) {
+        // every fit slot is taken: wait as long as the server asks, then try again by itself
+        if (e.kind !== "busy" || attempt >= BUSY_RETRIES || S.job !== job) throw e;
+        setData("fit", "waiting");
+        await waitBusy(job, Math.max(1, e.retryAfter || 2));
+      }
+    }
     if (!job.done && S.job === job) throw new Error("the connection closed before the fit finished");
   } catch (e) {
     if (S.job === job && !job.done) {
       if (e.name === "AbortError") {
         setData("fit", "cancelled");
-        status("Stopped.");
+        status("Cancelled.");
+      } else if (e.kind === "busy") {
+        setData("fit", "error");
+        status("The server stayed busy with other fits; press Segment to try again.", "error");
       } else {
         setData("fit", "error");
-        status(e.message, "error");
+        const server = e.kind === "offline" || e.kind === "token" || e.kind === "missing" ? await checkServer() : "same";
+        status(server === "restarted" ? RESTARTED : explain(e, "The fit did not run"), "error");
       }
     }
   } finally {
@@ -369,6 +465,31 @@ async function runSegment() {
       updateButtons();
     }
   }
+}
+
+const BUSY_RETRIES = 30;
+
+// Counts down the server's Retry-After in the status line; Cancel (Esc) ends the wait.
+function waitBusy(job, seconds) {
+  return new Promise((resolve, reject) => {
+    let left = seconds;
+    const tick = () => {
+      if (job.ctl.signal.aborted) {
+        clearInterval(timer);
+        reject(new DOMException("cancelled", "AbortError"));
+        return;
+      }
+      if (left <= 0) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      status(`The server is busy with other fits; trying again in ${left} s… (Esc cancels)`);
+      left -= 1;
+    };
+    const timer = setInterval(tick, 1000);
+    tick();
+  });
 }
 
 async function cancelFit() {
@@ -401,14 +522,31 @@ async function save() {
   updateButtons();
   status("Saving…");
   try {
-    const r = await api.saveImage(S.id, encodeLabels());
+    let r;
+    try {
+      r = await api.saveImage(S.id, encodeLabels());
+    } catch (e) {
+      // a restarted server has a new token, and still has the folder's images: save there
+      if (e.kind !== "token" || (await checkServer()) !== "restarted" || !S.images.some((im) => im.id === S.id)) throw e;
+      r = await api.saveImage(S.id, encodeLabels());
+    }
     markSaved();
     status(`Wrote ${Object.values(r.files).join(", ")} to ${r.out_dir}`, "ok");
     $("done-count").textContent = `${r.progress.done} / ${r.progress.total} done`;
     await refreshList();
     return true;
   } catch (e) {
-    status(`Could not write the files: ${e.message}`, "error");
+    if (e.kind === "offline") {
+      await checkServer();
+      status(`Not saved: ${e.message} Your labels are still here; save again once it runs.`, "error");
+    } else if (e.kind === "missing" || e.kind === "token") {
+      const server = await checkServer();
+      status(server === "restarted" ? `Not saved. ${RESTARTED}` : explain(e, "Not saved"), "error");
+    } else if (e.status >= 500) {
+      status(`Could not write the files: ${e.message}`, "error");
+    } else {
+      status(explain(e, "Not saved"), "error");
+    }
     return false;
   } finally {
     S.saving = false;
@@ -507,6 +645,8 @@ function bind() {
     switchTo(e.target.value);
   });
   $("open").addEventListener("click", () => $("file-input").click());
+  $("help-toggle").addEventListener("click", () => toggleHelp());
+  $("help-close").addEventListener("click", () => toggleHelp(false));
   $("file-input").addEventListener("change", (e) => {
     const files = Array.from(e.target.files || []);
     e.target.value = "";
@@ -588,7 +728,8 @@ function onKey(e) {
       runSegment();
       break;
     case "Escape":
-      cancelFit();
+      if (!$("help").hidden) toggleHelp(false);
+      else cancelFit();
       break;
     case "n":
     case "N":
@@ -623,6 +764,11 @@ function onKey(e) {
       break;
     case " ":
       S.space = true;
+      break;
+    case "?":
+    case "h":
+    case "H":
+      toggleHelp();
       break;
     default:
       handled = false;
@@ -674,11 +820,13 @@ async function start() {
   setOpacity(50);
   try {
     S.config = await api.getConfig();
+    api.setToken(S.config.token);
+    setData("server", "up");
     buildClasses();
     await refreshList();
   } catch (e) {
     setData("state", "error");
-    status(`Cannot reach the dipseg server: ${e.message}`, "error");
+    status(`Cannot start: ${e.message}`, "error");
     return;
   }
   setData("mode", S.mode);
