@@ -475,3 +475,27 @@ def test_a_page_of_another_site_cannot_write(browser, tmp_path):
         site.shutdown()
         site.server_close()
         _stop(proc)
+
+
+def test_label_here_next_shows_the_uncertain_spot(browser, tmp_path):
+    proc, url = _serve(["--images", str(_folder(tmp_path, 1)), "--out", str(tmp_path / "out"), "--iterations", "20",
+                        "--working-size", "48"])
+    try:
+        page, problems = _page(browser, url)
+        assert page.get_attribute("#app", "data-suggestion") in (None, "")
+        _paint_two(page)
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=done]", timeout=60000)
+        page.wait_for_function("document.getElementById('app').dataset.suggestion")
+        x, y = map(int, page.get_attribute("#app", "data-suggestion").split(","))
+        assert 0 <= x < W and 0 <= y < H
+        before = page.locator("#canvas").screenshot()
+        page.keyboard.press("l")
+        assert page.get_attribute("#app", "data-hint") == "on" and page.is_checked("#hint")
+        page.wait_for_timeout(200)
+        assert page.locator("#canvas").screenshot() != before  # the overlay and the marker are drawn
+        page.click("#hint")
+        assert page.get_attribute("#app", "data-hint") == "off"
+        assert not problems, problems
+    finally:
+        _stop(proc)

@@ -246,3 +246,17 @@ def test_large_images_are_fitted_at_a_capped_size(web_folder, web_out, monkeypat
     assert (evs["start"]["fit_width"], evs["start"]["fit_height"]) == (32, 24)
     assert (evs["done"]["width"], evs["done"]["height"]) == (W, H)  # the mask is the image's size
     assert mask.shape == (H, W) and (mask[lab != 255] == lab[lab != 255]).all()  # painted pixels as painted
+
+
+def test_next_label_hint_scales_the_suggestion_to_the_full_image():
+    from dipseg.labels import IGNORE
+    from dipseg.web.jobs import next_label_hint
+
+    p = np.zeros((20, 30), np.float32)
+    p[:, 15:] = 1.0
+    p[4:11, 20:27] = 0.5  # the fit cannot decide here
+    probs = np.stack([1 - p, p], -1)
+    hint = next_label_hint(probs, np.full((20, 30), IGNORE), (40, 60))  # the fit ran at half size
+    assert hint["suggestion"] == {"x": 47, "y": 15}
+    assert hint["uncertainty"].startswith("data:image/png;base64,")
+    assert next_label_hint(None, np.full((20, 30), IGNORE), (40, 60)) == {}

@@ -30,6 +30,7 @@ from ..api import segment
 from ..io import InputError
 from ..labels import downscale_labels, validate_image
 from ..palette import encode_palette_png
+from ..uncertainty import suggest_click, uncertainty
 from .body import KEEP_ALIVE, data_url, sse
 from .errors import Busy, NotFound, ShuttingDown
 from .settings import Settings
@@ -252,7 +253,8 @@ class JobQueue:
             meta = dict(seg.metadata(), fit_size=[size[1], size[0]])
             version = self.store.set_result(entry.id, classes, labels8, meta)
             self._keep_state(entry.id, seg.state)
-            job.emit("done", self._done_event(job, entry, seg, classes, iterations, state is not None, version))
+            done = self._done_event(job, entry, seg, classes, iterations, state is not None, version)
+            job.emit("done", done | next_label_hint(seg.probabilities, labels, classes.shape))
         except Exception as exc:  # a crash in one fit is that client's error, never the server's
             log.exception("fit %s on %s failed", job.id, entry.id)
             msg = str(exc).splitlines()[0] if str(exc) else ""
@@ -357,3 +359,47 @@ class JobQueue:
         for job in jobs:
             self._stop(job)
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+HINT_RGB = (255, 0, 255)
+"""Colour of the "label here next" overlay; its opacity is the pixel's uncertainty."""
+
+
+def next_label_hint(probabilities: np.ndarray | None, labels: np.ndarray, shape: tuple[int, int]) -> dict[str, Any]:
+    """The "label here next" part of a done event: an uncertainty overlay and the suggested spot.
+
+    Parameters
+    ----------
+    probabilities : ndarray (h, w, k) float or None
+        The fit's probabilities at the resolution it ran at (None: no hint).
+    labels : ndarray (h, w) int
+        The labels of that fit (``IGNORE`` where unlabelled); labelled pixels are never suggested.
+    shape : (H, W)
+        The image's full size; the suggestion is given in its pixels.
+
+    Returns
+    -------
+    dict
+        ``uncertainty``: a PNG data URL of an RGBA overlay (:data:`HINT_RGB`, alpha = 0.8 x
+        uncertainty) at the fit's resolution; ``suggestion``: ``{"x", "y"}`` in full-size
+        pixels, or None. Empty without probabilities.
+    """
+    if probabilities is None:
+        return {}
+    from io import BytesIO
+
+    from PIL import Image
+
+    u = uncertainty(probabilities)
+    rgba = np.empty(u.shape + (4,), np.uint8)
+    rgba[..., :3] = HINT_RGB
+    rgba[..., 3] = np.round(204 * u).astype(np.uint8)
+    buf = BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buf, format="PNG", compress_level=1)
+    spot = suggest_click(probabilities, labels)
+    suggestion = None
+    if spot is not None:
+        h, w = u.shape
+        suggestion = {"x": int((spot[1] + 0.5) * shape[1] / w), "y": int((spot[0] + 0.5) * shape[0] / h)}
+    return {"uncertainty": data_url(buf.getvalue()), "suggestion": suggestion}
+

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from ..api import dipseg_config
-from ..dip.config import given
+from ..dip.config import WARM_FRACTION, given
 from ..dip.presets import DEFAULT_PRESET, Preset
 from ..io import DEFAULT_MAX_PIXELS, InputError
 from ..palette import VOC_CLASSES
@@ -144,7 +144,7 @@ class Settings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     workers: int = 1
     device: str = "auto"
-    warm_fraction: float = 0.5
+    warm_fraction: float = WARM_FRACTION
     allowed_hosts: tuple[str, ...] | None = None
     heartbeat: float = 2.0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)

@@ -10,6 +10,8 @@
  *   #app[data-saved]  true | false   (false: labels or mask not saved in the output folder yet,
  *                     including work the server holds from before a reload)
  *   #app[data-server] up | down | restarted
+ *   #app[data-hint]   on | off       ("label here next" shown)
+ *   #app[data-suggestion] "x,y"       (the spot the last fit suggests labelling next, image pixels; "" if none)
  *   window.dipseg     small scripting API (state(), imageToClient(x, y), ...)
  */
 import * as api from "./api.js";
@@ -38,6 +40,7 @@ import {
   clientToImage,
   resetMask,
   drawMask,
+  setHint,
 } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -167,6 +170,13 @@ function updateNav() {
 }
 
 // The keys live in a panel over the canvas, so the sidebar keeps room for every class.
+function toggleHint(on) {
+  S.hintOn = on === undefined ? !S.hintOn : on;
+  $("hint").checked = S.hintOn;
+  setData("hint", S.hintOn ? "on" : "off");
+  scheduleRender();
+}
+
 function toggleHelp(show) {
   const panel = $("help");
   const open = show === undefined ? panel.hidden : show;
@@ -388,6 +398,11 @@ async function onFitEvent(job, ev, d) {
       if (S.job !== job) return;
       drawMask(bm, "final");
       markMaskUnsaved();
+      if (d.uncertainty) {
+        const hint = await api.fetchBitmap(d.uncertainty);
+        if (S.job !== job) return;
+        setHint({ bitmap: hint, suggestion: d.suggestion || null });
+      }
     } else if (S.maskKind === "preview") {
       S.maskKind = "none";
       setData("mask", "none");
@@ -646,6 +661,7 @@ function bind() {
   });
   $("open").addEventListener("click", () => $("file-input").click());
   $("help-toggle").addEventListener("click", () => toggleHelp());
+  $("hint").addEventListener("change", (e) => toggleHint(e.target.checked));
   $("help-close").addEventListener("click", () => toggleHelp(false));
   $("file-input").addEventListener("change", (e) => {
     const files = Array.from(e.target.files || []);
@@ -757,6 +773,10 @@ function onKey(e) {
     case "M":
       S.maskHidden = !S.maskHidden;
       scheduleRender();
+      break;
+    case "l":
+    case "L":
+      toggleHint();
       break;
     case "o":
     case "O":

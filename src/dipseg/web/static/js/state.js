@@ -27,6 +27,8 @@ export const S = {
   sizeChosen: false,
   opacity: 0.5,
   maskHidden: false,
+  hintOn: false, // "label here next": show the uncertainty overlay and the suggested spot
+  hint: null, // { bitmap, suggestion: {x, y} | null } of the last finished fit
   view: { scale: 1, x: 0, y: 0 },
   fitted: true,
   undo: [],

@@ -41,10 +41,31 @@ function render() {
     ctx.globalAlpha = S.opacity;
     ctx.drawImage(S.maskCanvas, 0, 0, S.W, S.H);
   }
+  if (S.hintOn && S.hint) {
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(S.hint.bitmap, 0, 0, S.W, S.H);
+    ctx.imageSmoothingEnabled = false;
+  }
   ctx.globalAlpha = 0.9;
   ctx.drawImage(S.labelCanvas, 0, 0);
   ctx.globalAlpha = 1;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  if (S.hintOn && S.hint && S.hint.suggestion) {
+    // a ring the size of a click, drawn in screen pixels so it stays visible at any zoom
+    const p = { x: v.x + (S.hint.suggestion.x + 0.5) * v.scale, y: v.y + (S.hint.suggestion.y + 0.5) * v.scale };
+    const r = Math.max(8, 6 * v.scale);
+    for (const [colour, width] of [["rgba(0,0,0,0.9)", 4], ["#ffffff", 2]]) {
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, r, 0, 2 * Math.PI);
+      ctx.moveTo(p.x - r - 6, p.y);
+      ctx.lineTo(p.x - r + 3, p.y);
+      ctx.moveTo(p.x + r - 3, p.y);
+      ctx.lineTo(p.x + r + 6, p.y);
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = width;
+      ctx.stroke();
+    }
+  }
   ctx.strokeStyle = "rgba(255,255,255,0.3)";
   ctx.lineWidth = 1;
   ctx.strokeRect(v.x - 0.5, v.y - 0.5, S.W * v.scale + 1, S.H * v.scale + 1);
@@ -134,6 +155,17 @@ export function resetMask() {
   S.maskCanvas = makeCanvas(S.W, S.H);
   S.maskCtx = S.maskCanvas.getContext("2d");
   S.maskKind = "none";
+  setHint(null);
+}
+
+// ------------------------------------------------------------------ "label here next"
+
+/** The last fit's uncertainty overlay (an ImageBitmap) and suggested spot, or null. */
+export function setHint(hint) {
+  S.hint = hint;
+  const s = hint && hint.suggestion;
+  setData("suggestion", s ? `${s.x},${s.y}` : "");
+  scheduleRender();
 }
 
 export function drawMask(bitmap, kind) {
