@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+from speed import in_fresh_process  # benchmarks/speed.py, beside this script
 
 
 def _hog() -> None:
@@ -39,16 +40,6 @@ def _fit(root: str, image_id: str, threads: int, method: str, conn) -> None:
     seg = segment(s.image, labels, method, threads=threads)
     conn.send((time.perf_counter() - t0, seg.classes.astype(np.uint8)))
     conn.close()
-
-
-def run_fit(root: str, image_id: str, threads: int, method: str) -> tuple[float, np.ndarray]:
-    ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_fit, args=(root, image_id, threads, method, send))
-    p.start()
-    out = recv.recv()
-    p.join()
-    return out
 
 
 def main(argv=None) -> None:
@@ -72,7 +63,7 @@ def main(argv=None) -> None:
             for t in counts:
                 secs = []
                 for image_id in ids:
-                    s, mask = run_fit(args.root, image_id, t, args.method)
+                    s, mask = in_fresh_process(_fit, args.root, image_id, t, args.method)
                     print(f"hogs {hogs} threads {t} {image_id}: {s:.1f} s", file=sys.stderr, flush=True)
                     secs.append(s)
                     first = diffs.setdefault((hogs, image_id), {}).setdefault(counts[0], mask)

@@ -336,6 +336,17 @@ def test_bench_checks_seed_device_and_iterations_before_any_job(tmp_path):
         assert not (tmp_path / "out" / "results.jsonl").exists()
 
 
+def test_bench_rows_record_threads(tmp_path):
+    from benchutil import make_voc
+
+    voc = make_voc(tmp_path / "voc", n=1)
+    r = run("bench", "--dataset", "voc", "--root", voc, "--methods", "grabcut,dipseg", "--labels", "uniform:2",
+            "--iterations", 2, "--workers", 1, "--threads", 1, "--examples", 0, "--quiet", "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert sorted(row["method"] for row in rows) == ["dipseg", "grabcut"] and all(row["threads"] == 1 for row in rows)
+
+
 def test_bad_arguments_fail_without_importing_torch(files):
     d, _ = files
     seg = ["segment", str(d / "img.png"), "--labels", str(d / "labels.png"), "-o", str(d / "o")]

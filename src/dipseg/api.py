@@ -87,10 +87,11 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_THREADS = 1
 """torch threads of a DIPSEG fit when none are given.
 
-One thread stays fast when other processes keep the cores busy, where two threads wait for
-each other and one fit took 38-184 s instead of 7.5 s; it also makes the result the same on
-every machine, since a fit is bit-reproducible only for a fixed thread count. Measured with
-``benchmarks/threads.py`` (README, "Threads").
+On the project's 2-core machine, busy with other jobs, one fit of a VOC image took 12.6-15.1 s
+with one thread and 297-401 s with two, which wait for each other when the cores are taken
+(``benchmarks/threads.py``; table in the README, "Threads"). A fixed default also keeps the
+result independent of the machine's core count: a fit is bit-reproducible only for a fixed
+thread count.
 """
 
 
