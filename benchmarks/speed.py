@@ -102,18 +102,21 @@ def _worker(method: str, root: str, split: str, limit: int, start: int, threads:
     conn.close()
 
 
-def run(method: str, args) -> dict:
+def in_fresh_process(target, *args):
+    """Run ``target(*args, conn)`` in a spawned process (no shared OpenMP pool) and return what it sends."""
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
-    if method.endswith(":paper"):
-        p = ctx.Process(target=_paper_worker, args=(method, args.root, args.split, args.start, args.threads,
-                                                    args.paper_steps, send))
-    else:
-        p = ctx.Process(target=_worker, args=(method, args.root, args.split, args.limit, args.start, args.threads, send))
+    p = ctx.Process(target=target, args=(*args, send))
     p.start()
     result = recv.recv()
     p.join()
     return result
+
+
+def run(method: str, args) -> dict:
+    if method.endswith(":paper"):
+        return in_fresh_process(_paper_worker, method, args.root, args.split, args.start, args.threads, args.paper_steps)
+    return in_fresh_process(_worker, method, args.root, args.split, args.limit, args.start, args.threads)
 
 
 def main(argv=None) -> None:

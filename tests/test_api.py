@@ -90,3 +90,52 @@ def test_voc_images_default_preset(voc):
     sc = scores(conf)
     # the trivial all-background answer scores 0.78 pixel accuracy and 0.19 mIoU on these
     assert sc["pixel_acc"] > 0.82 and sc["miou"] > 0.5, sc
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 2**32, True, 1.5, "3"])
+@pytest.mark.parametrize("method", ["dipseg", "grabcut", "random-walker", "trainable"])
+def test_every_method_refuses_the_same_bad_seeds_up_front(method, seed):
+    img, gt = three_regions(16)
+    with pytest.raises(ValueError, match=r"seed must be (a whole number )?in 0\.\.2147483647"):
+        segment(img, seeds_from(gt, 2), method, seed=seed)
+
+
+def test_largest_seed_works_for_every_method():
+    img, gt = three_regions(16)
+    for method in ("dipseg", "grabcut", "random-walker", "trainable"):
+        extra = {"iterations": 2} if method == "dipseg" else {}
+        assert segment(img, seeds_from(gt, 2), method, seed=2**31 - 1, **extra).seed == 2**31 - 1
+
+
+def test_bad_device_and_threads_are_refused_before_the_fit():
+    img, gt = three_regions(16)
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        segment(img, seeds_from(gt, 2), device="tpu")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be a whole number >= 1"):
+            segment(img, seeds_from(gt, 2), threads=bad)
+
+
+def test_threads_are_recorded_in_the_metadata():
+    from dipseg.api import DEFAULT_THREADS
+
+    img, gt = three_regions(16)
+    labels = seeds_from(gt, 2)
+    assert segment(img, labels, iterations=2).metadata()["threads"] == DEFAULT_THREADS == 1
+    assert segment(img, labels, iterations=2, threads=2).metadata()["threads"] == 2
+    assert segment(img, labels, "grabcut").metadata()["threads"] is None
+
+
+def test_callback_gets_every_loss_from_iteration_0():
+    img, gt = three_regions(24)
+    seen = []
+    segment(img, seeds_from(gt, 2), iterations=3, callback=lambda p: seen.append((p.iteration, dict(p.losses))))
+    assert [it for it, _ in seen] == [0, 1, 2, 3]
+    for it, losses in seen:
+        assert set(losses) == {"total", "rgb", "ce", "pairwise"}
+        assert np.isnan(losses["total"]) == (it == 0)
+    one = np.full((8, 8), IGNORE)
+    one[1, 1] = 4
+    seen.clear()
+    segment(three_regions(8)[0], one, callback=lambda p: seen.append(p.losses["total"]))  # single class
+    assert len(seen) == 1 and np.isnan(seen[0])

@@ -82,3 +82,21 @@ def test_bad_pixel_count(bad):
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="unknown sampler 'grid'"):
         sample_labels(_gt(), "grid", 3)
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_ground_truth_without_a_class_is_refused(sampler):
+    # a label map with no labelled pixel is useless to every method: refuse it here
+    gt = np.full((10, 12), 255, np.int64)
+    with pytest.raises(ValueError, match="no pixel of any class .* nothing to sample"):
+        sample_labels(gt, sampler, 5)
+    with pytest.raises(ValueError, match="void = 0"):
+        sample_labels(np.zeros((4, 4), np.int64), sampler, 5, void=0)
+
+
+def test_importing_the_samplers_does_not_load_scipy():
+    import subprocess
+    import sys
+
+    code = "import sys, dipseg.samplers; print('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -78,6 +78,51 @@ METHODS: Mapping[str, Method] = MappingProxyType({
 
 DIPSEG_METHODS = tuple(name for name, m in METHODS.items() if m.is_dipseg)
 
+MAX_SEED = 2**31 - 1
+"""Largest seed: every method takes ``0 .. MAX_SEED`` (OpenCV's RNG, used by GrabCut, takes a C int)."""
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Device names :func:`segment` accepts (also ``cuda:N``)."""
+
+DEFAULT_THREADS = 1
+"""torch threads of a DIPSEG fit when none are given.
+
+On the project's 2-core machine, busy with other jobs, one fit of a VOC image took 12.6-15.1 s
+with one thread and 297-401 s with two, which wait for each other when the cores are taken
+(``benchmarks/threads.py``; table in the README, "Threads"). A fixed default also keeps the
+result independent of the machine's core count: a fit is bit-reproducible only for a fixed
+thread count.
+"""
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """Check that ``seed`` is a whole number in ``0 .. MAX_SEED`` and return it as ``int``.
+
+    Raises
+    ------
+    ValueError
+        Not an integer (bools are refused), negative, or above :data:`MAX_SEED`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"{name} must be a whole number in 0..{MAX_SEED}, got {seed!r}")
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"{name} must be in 0..{MAX_SEED}, got {int(seed)}")
+    return int(seed)
+
+
+def check_device_name(device: str) -> str:
+    """Check a device name without importing torch (whether CUDA is there is checked at the fit).
+
+    Raises
+    ------
+    ValueError
+        Not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+    text = str(device)
+    if text not in DEVICES and not (text.startswith("cuda:") and text[5:].isdigit()):
+        raise ValueError(f"unknown device {text!r}: device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return text
+
 
 @dataclass
 class Segmentation:
@@ -103,6 +148,8 @@ class Segmentation:
         Method-specific details (iterations run, why the fit stopped, last losses).
     message : str or None
         A note for the user (e.g. only one class labelled).
+    threads : int or None
+        torch threads of a DIPSEG fit (its result depends on them); None for the baselines.
     """
 
     classes: np.ndarray
@@ -117,6 +164,7 @@ class Segmentation:
     info: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
     state: "FitState | None" = field(default=None, repr=False)
+    threads: int | None = None
 
     def metadata(self) -> dict[str, Any]:
         """JSON-serialisable description (everything but the arrays)."""
@@ -124,6 +172,7 @@ class Segmentation:
             "method": self.method,
             "preset": self.preset,
             "seed": self.seed,
+            "threads": self.threads,
             "seconds": round(self.seconds, 4),
             "class_ids": [int(c) for c in self.class_ids],
             "config": self.config,
@@ -211,10 +260,14 @@ def segment(
     preset : str, optional
         DIPSEG preset (default :data:`dipseg.dip.presets.DEFAULT_PRESET`).
     seed : int
+        ``0 .. MAX_SEED``; same seed, same result (DIPSEG: on the same device and threads).
     device : {"auto", "cpu", "cuda"}
         DIPSEG only; baselines run on the CPU.
-    callback, preview_every, warm_start, threads
+    callback, preview_every, warm_start
         See :func:`dipseg.dip.fit.fit` (DIPSEG only).
+    threads : int, optional
+        torch threads of a DIPSEG fit (default :data:`DEFAULT_THREADS`); recorded in the
+        result's metadata, since the result depends on them.
     **fit_overrides
         :class:`dipseg.dip.config.FitConfig` fields to override, e.g. ``iterations=100``
         (``None`` values keep the preset's).
@@ -222,8 +275,19 @@ def segment(
     Returns
     -------
     Segmentation
+
+    Raises
+    ------
+    ValueError
+        Bad image or labels, unknown method, preset or device name, a seed outside
+        ``0 .. MAX_SEED``, fewer than one thread, or DIPSEG options given to a baseline.
     """
     name, preset_name = parse_method(method, preset)
+    seed = check_seed(seed)
+    if isinstance(device, str):  # a torch.device is already checked
+        check_device_name(device)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
     image = validate_image(image)
     labels = validate_labels(labels, shape=image.shape[:2])
     message = None
@@ -234,6 +298,7 @@ def segment(
         from .dip.fit import fit
 
         p = dipseg_config(name, preset_name, fit_overrides)
+        threads = int(threads) if threads is not None else DEFAULT_THREADS
         res = fit(
             image, labels, p.network, p.fit, seed=seed, device=device, callback=callback,
             preview_every=preview_every, warm_start=warm_start, threads=threads,
@@ -242,6 +307,7 @@ def segment(
         return Segmentation(
             res.classes, res.probabilities, res.class_ids, name, preset_name, seed,
             time.perf_counter() - t0, config_dict(p.network, p.fit), info=info, message=message, state=res.state,
+            threads=threads,
         )
     if given(fit_overrides):
         raise ValueError(f"method {name!r} takes no DIPSEG options, got {sorted(given(fit_overrides))}")

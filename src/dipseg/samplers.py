@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
 
 from .labels import IGNORE, VOID
 
@@ -23,11 +22,14 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _validate_gt(gt: np.ndarray, n: int) -> np.ndarray:
+def _validate_gt(gt: np.ndarray, n: int, void: int) -> np.ndarray:
     if not isinstance(gt, np.ndarray) or gt.ndim != 2 or not np.issubdtype(gt.dtype, np.integer):
         raise ValueError(f"ground truth must be an (H, W) integer array, got {getattr(gt, 'shape', type(gt))}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"pixels per class must be a positive integer, got {n!r}")
+    if not np.any((gt != void) & (gt >= 0)):
+        # labels with no labelled pixel are useless to every method: say so here, not at the fit
+        raise ValueError(f"ground truth has no pixel of any class (every pixel is void = {void}); nothing to sample")
     return gt
 
 
@@ -52,7 +54,7 @@ def sample_uniform(
     ndarray, shape (H, W), int64
         Class index at the sampled pixels, ``IGNORE`` elsewhere.
     """
-    gt = _validate_gt(gt, n)
+    gt = _validate_gt(gt, n, void)
     rng = _rng(seed)
     labels = np.full(gt.shape, IGNORE, dtype=np.int64)
     flat = gt.ravel()
@@ -67,6 +69,8 @@ def sample_uniform(
 
 def _blob_centres(mask: np.ndarray, per_blob: int, n_blobs: int, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Pick up to ``n_blobs`` spread-out disc centres inside ``mask`` (see :func:`sample_blobs`)."""
+    from scipy import ndimage  # imported here: ``import dipseg`` stays light for the command line
+
     dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
     radius = np.sqrt(per_blob / np.pi)
     candidates = np.argwhere(dist >= radius)
@@ -126,7 +130,7 @@ def sample_blobs(
     ndarray, shape (H, W), int64
         Class index inside the blobs, ``IGNORE`` elsewhere.
     """
-    gt = _validate_gt(gt, n)
+    gt = _validate_gt(gt, n, void)
     if n_blobs < 1:
         raise ValueError(f"n_blobs must be >= 1, got {n_blobs}")
     rng = _rng(seed)

@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from .common import fail, user_errors
+from ..api import MAX_SEED
+from .common import OUT_HELP, check_out_dir, fail, user_errors
 
 
 def bench_cmd(
@@ -21,16 +22,16 @@ def bench_cmd(
     warm: str = typer.Option("both", "--warm", help="clicks: DIPSEG refits from scratch at every click (off), continues its previous fit (on), or both."),
     max_clicks: int = typer.Option(20, "--max-clicks", min=1, max=100, help="clicks: clicks per object at most."),
     robot: str = typer.Option("oracle", "--robot", help="clicks: oracle (at the largest error), suggest (where the tool suggests; DIPSEG) or both."),
-    seed: int = typer.Option(0, "--seed", "-s", help="First seed."),
+    seed: int = typer.Option(0, "--seed", "-s", min=0, max=MAX_SEED, help=f"First seed, 0..{MAX_SEED}."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Number of seeds: --seed, --seed+1, ..."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder; rerun with the same folder to resume."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help=f"{OUT_HELP}; rerun with the same folder to resume."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Local worker processes (default: one per core, 1 thread each)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (host:6379 or ray://host:10001); a local Ray instance if omitted."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (DIPSEG only; with ray, cuda requests a GPU per DIPSEG task)."),
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="DIPSEG preset for methods given without :PRESET."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=0, help="Override the DIPSEG preset's steps."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads per worker (default: cores // workers; under ray: --cpus-per-task)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, help="Override the DIPSEG preset's steps (>= 1, as for segment)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads per worker (default: cores // workers; under ray: --cpus-per-task); recorded in every row."),
     cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", min=0.01, help="Ray: CPUs requested per job."),
     gpus_per_task: float = typer.Option(1.0, "--gpus-per-task", min=0.0, help="Ray with --device cuda: GPUs per DIPSEG job (fractions share a GPU)."),
     examples: int = typer.Option(4, "--examples", min=0, help="Images shown in examples.png (0: no figure)."),
@@ -59,6 +60,7 @@ def bench_cmd(
 
     try:
         with user_errors():
+            check_out_dir(out)
             report = run_bench(
                 dataset, methods, labels, out, root=root, split=split, limit=limit,
                 seeds=list(range(seed, seed + seeds)), executor=executor, workers=workers,
@@ -108,6 +110,7 @@ def _clicks(dataset, root, limit, methods, labels, seed, seeds, out, executor, w
         fail("--labels does not apply to --protocol clicks (the robot makes the labels)")
     try:
         with user_errors():
+            check_out_dir(out)
             report = run_clicks(
                 dataset, methods, out, root=root, limit=limit, seeds=list(range(seed, seed + seeds)), warm=warm,
                 max_clicks=max_clicks, robot=robot, executor=executor, workers=workers, ray_address=ray_address, device=device,

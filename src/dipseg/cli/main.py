@@ -1,8 +1,10 @@
 """The ``dipseg`` command: a Typer app with every command registered statically.
 
 Each command lives in its own module and is a thin layer over the library API; user
-errors end with one line on stderr and exit code 2 (:mod:`dipseg.cli.common`). Heavy
-modules (torch, OpenCV, FastAPI) are imported inside the commands that need them.
+errors, including a bad option, end with one line on stderr and exit code 2
+(:mod:`dipseg.cli.common`). Heavy modules (torch, OpenCV, FastAPI) are imported inside the
+commands that need them, after their arguments are checked. ``-o`` / ``--out`` is an
+output folder in every command.
 """
 
 from __future__ import annotations
@@ -11,21 +13,25 @@ import typer
 
 from .. import __version__
 from . import bench, demo, info, sample, segment, serve
+from .common import Command, Group
 
 app = typer.Typer(
+    cls=Group,
     add_completion=False,
     no_args_is_help=True,
     help="Segment an image from a handful of labelled pixels with a Deep Image Prior.",
     pretty_exceptions_enable=False,
+    # plain help and one-line errors (Group), without rich's boxes
+    rich_markup_mode=None,
 )
 
-app.command("segment")(segment.segment_cmd)
-app.command("sample")(sample.sample_cmd)
-app.command("demo")(demo.demo_cmd)
-app.command("bench")(bench.bench_cmd)
-app.command("serve")(serve.serve_cmd)
-app.command("presets")(info.presets_cmd)
-app.command("classes")(info.classes_cmd)
+app.command("segment", cls=Command)(segment.segment_cmd)
+app.command("sample", cls=Command)(sample.sample_cmd)
+app.command("demo", cls=Command)(demo.demo_cmd)
+app.command("bench", cls=Command)(bench.bench_cmd)
+app.command("serve", cls=Command)(serve.serve_cmd)
+app.command("presets", cls=Command)(info.presets_cmd)
+app.command("classes", cls=Command)(info.classes_cmd)
 
 
 def _version_callback(value: bool) -> None:

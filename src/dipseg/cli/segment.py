@@ -1,54 +1,146 @@
-"""``dipseg segment``: one image, one label file -> mask, overlay and metadata."""
+"""``dipseg segment``: one image, one label file -> mask, overlay and metadata.
+
+Every option and both input files are checked, and the output folder is created and
+written to, before torch is imported and the fit starts: a mistake costs a fraction of a
+second, not a fit.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
-import numpy as np
 import typer
 
-from ..io import DEFAULT_MAX_PIXELS
+from ..api import DEFAULT_THREADS, DEVICES, DIPSEG_METHODS, MAX_SEED, check_device_name, check_seed, parse_method
+from ..io import DEFAULT_MAX_PIXELS, LABEL_FORMAT_CHOICES, PIL_MAX_PIXELS
 from ..palette import VOC_CLASSES
-from .common import progress_bar, user_errors
+from .common import OUT_HELP, check_out_dir, make_out_dir, progress_bar, user_errors, warn
+
+UNLABELLED_HELP = (
+    "Unlabelled pixels: a value in index PNGs (default 255; 0 for napari, ilastik and most annotation tools) "
+    "or an R,G,B colour in colour scribbles (default: transparent or 224,224,192). "
+    "GrabCut scribbles (Andrade 2015) are recognised by their palette. See docs/labels.md."
+)
+
+
+def parse_unlabelled(text: str | None) -> int | tuple[int, int, int] | None:
+    """``--unlabelled``: ``"0"`` -> 0 (index files), ``"0,0,0"`` -> (0, 0, 0) (colour files).
+
+    Raises
+    ------
+    ValueError
+        Neither a value 0..65535 nor three values 0..255.
+    """
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1 and 0 <= values[0] <= 65535:
+        return values[0]
+    if len(values) == 3 and all(0 <= v <= 255 for v in values):
+        return tuple(values)
+    raise ValueError(f"--unlabelled {text!r}: give a value 0..65535 (index PNGs) or a colour R,G,B with "
+                     "0..255 each (colour scribbles), e.g. --unlabelled 0 or --unlabelled 0,0,0")
+
+
+def class_name(c: int, names: Sequence[str] | None) -> str:
+    """How a class is called in messages: its name where known, else ``class N``."""
+    return names[c] if names is not None and 0 <= c < len(names) else f"class {c}"
 
 
 def run_segment(
     image_path: Path,
     labels_path: Path,
     out: Path,
-    method: str,
-    preset: Optional[str],
-    iterations: Optional[int],
-    rgb_weight: Optional[float],
-    seed: int,
-    device: str,
-    max_pixels: int,
-    num_classes: int,
-    save_probs: bool,
-    threads: Optional[int],
+    method: str = "dipseg",
+    preset: Optional[str] = None,
+    iterations: Optional[int] = None,
+    rgb_weight: Optional[float] = None,
+    seed: int = 0,
+    device: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    num_classes: Optional[int] = None,
+    save_probs: bool = False,
+    threads: Optional[int] = None,
     quiet: bool = False,
+    unlabelled: Optional[str] = None,
+    label_format: str = "auto",
+    classes_file: Optional[Path] = None,
 ) -> dict:
-    """Segment one image file with one label file and write mask, overlay and metadata."""
-    from ..api import DIPSEG_METHODS, parse_method, segment
-    from ..dip.device import resolve_device
-    from ..dip.presets import get_preset
-    from ..io import overlay, read_image, read_labels, write_mask, write_rgb
+    """Segment one image file with one label file and write mask, overlay and metadata.
 
+    Returns
+    -------
+    dict
+        The metadata written to ``<stem>_meta.json``.
+
+    Raises
+    ------
+    ValueError
+        Any bad option or input (see :func:`dipseg.cli.common.user_errors`), before the fit.
+    """
+    # 1. options, without reading anything
     name, preset_name = parse_method(method, preset)
-    resolve_device(device)
-    if name not in DIPSEG_METHODS and (iterations is not None or rgb_weight is not None):
+    dipseg = name in DIPSEG_METHODS
+    seed = check_seed(seed, "--seed")
+    check_device_name(device)
+    if not dipseg and (iterations is not None or rgb_weight is not None):
         raise ValueError(f"--iterations and --rgb-weight apply to DIPSEG only, not to {name}")
+    if save_probs and not dipseg:
+        raise ValueError(f"--probs: {name} gives no class probabilities (DIPSEG methods only)")
+    if label_format not in LABEL_FORMAT_CHOICES:
+        raise ValueError(f"unknown --label-format {label_format!r}; choose one of: {', '.join(LABEL_FORMAT_CHOICES)}")
+    unlabelled_value = parse_unlabelled(unlabelled)
+    names = None
+    if classes_file is not None:
+        from ..web.settings import load_classes  # the same class files as `dipseg serve --classes`
+
+        names = load_classes(classes_file)
+        if num_classes is not None and num_classes != len(names):
+            raise ValueError(f"--num-classes {num_classes} but --classes {classes_file} names {len(names)} classes")
+        num_classes = len(names)
+    num_classes = num_classes if num_classes is not None else len(VOC_CLASSES)
+    check_out_dir(out)
+
+    # 2. the inputs (Pillow only)
+    from ..io import load_label_file, read_image
+
     image = read_image(image_path, max_pixels=max_pixels)
-    labels = read_labels(labels_path, shape=image.shape[:2], num_classes=num_classes, max_pixels=max_pixels)
-    overrides = {}
-    if iterations is not None:
-        overrides["iterations"] = iterations
-    if rgb_weight is not None:
-        overrides["rgb_weight"] = rgb_weight
+    lf = load_label_file(labels_path, image.shape[:2], num_classes, max_pixels, unlabelled_value, label_format)
+    labels = lf.labels
+    if names is None and (num_classes == len(VOC_CLASSES) or lf.format is not None and lf.format.class_names):
+        names = lf.class_names
+    if lf.note and not quiet:
+        typer.echo(f"note: {lf.note}")
+    if lf.warning:
+        warn(lf.warning)
+
+    # 3. where the results go, and the device
+    stem = image_path.stem
+    outputs = {"mask": f"{stem}_mask.png", "overlay": f"{stem}_overlay.png", "meta": f"{stem}_meta.json"}
+    if save_probs:
+        outputs["probabilities"] = f"{stem}_probs.npy"
+    if dipseg and device != "cpu":
+        from ..dip.device import resolve_device  # imports torch, which the fit needs next anyway
+
+        resolve_device(device)
+    make_out_dir(out, list(outputs.values()))
+
+    # 4. the work
+    import numpy as np
+
+    from ..api import segment
+    from ..dip.presets import get_preset
+    from ..io import overlay, write_mask, write_rgb
+
+    overrides = {k: v for k, v in (("iterations", iterations), ("rgb_weight", rgb_weight)) if v is not None}
     bar = cb = None
-    if name in DIPSEG_METHODS and not quiet:
+    if dipseg and not quiet:
         total = iterations if iterations is not None else get_preset(preset_name).fit.iterations
         bar, cb = progress_bar(total, f"{image_path.name} [{name}:{preset_name}]")
     try:
@@ -57,30 +149,29 @@ def run_segment(
     finally:
         if bar is not None:
             bar.close()
-    stem = image_path.stem
-    out.mkdir(parents=True, exist_ok=True)
     files = {
-        "mask": write_mask(out / f"{stem}_mask.png", seg.classes),
-        "overlay": write_rgb(out / f"{stem}_overlay.png", overlay(image, seg.classes, labels)),
+        "mask": write_mask(out / outputs["mask"], seg.classes),
+        "overlay": write_rgb(out / outputs["overlay"], overlay(image, seg.classes, labels)),
     }
     if save_probs:
-        if seg.probabilities is None:
-            raise ValueError(f"--probs: method {name} gives no probabilities")
-        files["probabilities"] = out / f"{stem}_probs.npy"
+        files["probabilities"] = out / outputs["probabilities"]
         np.save(files["probabilities"], seg.probabilities)
-    meta = seg.metadata() | {"image": str(image_path), "labels": str(labels_path),
-                             "labelled_pixels": int((labels >= 0).sum()),
-                             "files": {k: str(v) for k, v in files.items()}}
-    files["meta"] = out / f"{stem}_meta.json"
-    files["meta"].write_text(json.dumps(meta | {"files": {k: str(v) for k, v in files.items()}}, indent=2))
+    files["meta"] = out / outputs["meta"]
+    meta = seg.metadata() | {
+        "image": str(image_path),
+        "labels": str(labels_path),
+        "label_file": {"kind": lf.kind, "format": lf.format.name if lf.format else None,
+                       "unlabelled": list(lf.unlabelled) if isinstance(lf.unlabelled, tuple) else lf.unlabelled},
+        "labelled_pixels": int((labels >= 0).sum()),
+        "class_names": {str(int(c)): class_name(int(c), names) for c in seg.class_ids} if names else None,
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    files["meta"].write_text(json.dumps(meta, indent=2))
     if not quiet:
         if seg.message:
             typer.echo(f"note: {seg.message}")
-        present = ", ".join(
-            f"{VOC_CLASSES[c] if c < len(VOC_CLASSES) and num_classes == len(VOC_CLASSES) else c} "
-            f"{100 * float((seg.classes == c).mean()):.1f}%"
-            for c in seg.class_ids
-        )
+        present = ", ".join(f"{class_name(int(c), names)} {100 * float((seg.classes == c).mean()):.1f}%"
+                            for c in seg.class_ids)
         typer.echo(f"{image_path.name}: {name} in {seg.seconds:.1f} s -> {present}")
         for k, v in files.items():
             typer.echo(f"  {k:13s} {v}")
@@ -88,21 +179,33 @@ def run_segment(
 
 
 def segment_cmd(
-    image: Path = typer.Argument(..., help="Image file (JPEG, PNG, BMP, ...)."),
-    labels: Path = typer.Option(..., "--labels", "-l", help="Label file: index PNG (255 = unlabelled) or RGB(A) scribbles in VOC colours."),
-    out: Path = typer.Option(Path("dipseg-out"), "--out", "-o", help="Output folder."),
-    method: str = typer.Option("dipseg", "--method", "-m", help="dipseg, dipseg-norgb, grabcut, random-walker or trainable."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="DIPSEG preset (see `dipseg presets`)."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, help="Override the preset's steps."),
-    rgb_weight: Optional[float] = typer.Option(None, "--rgb-weight", min=0.0, help="Weight of the RGB loss (0 = wo/RGB ablation)."),
-    seed: int = typer.Option(0, "--seed", "-s", help="Random seed."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, help="Refuse larger images (memory guard)."),
-    num_classes: int = typer.Option(len(VOC_CLASSES), "--num-classes", min=2, max=255, help="Valid label values are 0..N-1."),
-    probs: bool = typer.Option(False, "--probs", help="Also save class probabilities as .npy (H, W, k)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's choice)."),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="Image file (JPEG, PNG, BMP, TIFF; 16-bit is scaled to 8)."),
+    labels: Path = typer.Option(..., "--labels", "-l", metavar="FILE",
+                                help="Label file: index PNG (the value is the class) or RGB(A) scribbles in VOC colours; see docs/labels.md."),
+    unlabelled: Optional[str] = typer.Option(None, "--unlabelled", metavar="VALUE", help=UNLABELLED_HELP),
+    label_format: str = typer.Option("auto", "--label-format", metavar="NAME",
+                                     help="Index PNG convention: auto (recognise GrabCut scribbles, else voc), voc or grabcut."),
+    classes: Optional[Path] = typer.Option(None, "--classes", metavar="FILE",
+                                           help="Class names, one per line, as for `dipseg serve` (sets the number of classes)."),
+    out: Path = typer.Option(Path("dipseg-out"), "--out", "-o", metavar="DIR",
+                             help=f"{OUT_HELP}: IMAGE_mask.png, IMAGE_overlay.png, IMAGE_meta.json."),
+    method: str = typer.Option("dipseg", "--method", "-m", metavar="NAME",
+                               help="dipseg, dipseg-norgb, dipseg:PRESET, grabcut, random-walker or trainable."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", metavar="NAME", help="DIPSEG preset (see `dipseg presets`)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, metavar="N", help="Override the preset's steps (>= 1)."),
+    rgb_weight: Optional[float] = typer.Option(None, "--rgb-weight", min=0.0, metavar="W", help="Weight of the RGB loss (0 = wo/RGB ablation)."),
+    seed: int = typer.Option(0, "--seed", "-s", min=0, max=MAX_SEED, metavar="S", help=f"Random seed, 0..{MAX_SEED}."),
+    device: str = typer.Option("auto", "--device", metavar="NAME", help=f"{', '.join(DEVICES)} or cuda:N."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, max=PIL_MAX_PIXELS, metavar="N",
+                                   help="Refuse larger images (memory guard)."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=2, max=255, metavar="N",
+                                              help="Valid label values are 0..N-1 (default: 21, the VOC classes, or the --classes count)."),
+    probs: bool = typer.Option(False, "--probs", help="Also save class probabilities as IMAGE_probs.npy (H, W, k); DIPSEG only."),
+    threads: int = typer.Option(DEFAULT_THREADS, "--threads", min=1, metavar="N",
+                                help="torch threads; the result depends on them and they are recorded in the metadata. "
+                                     "One stays fast on a busy machine (README, Threads)."),
 ) -> None:
-    """Segment IMAGE from the sparse labels in --labels; writes mask, overlay and metadata."""
+    """Segment IMAGE from the sparse labels in --labels; writes mask, overlay and metadata into -o."""
     with user_errors():
-        run_segment(image, labels, out, method, preset, iterations, rgb_weight, seed, device,
-                    max_pixels, num_classes, probs, threads)
+        run_segment(image, labels, out, method, preset, iterations, rgb_weight, seed, device, max_pixels,
+                    num_classes, probs, threads, unlabelled=unlabelled, label_format=label_format, classes_file=classes)

@@ -33,11 +33,12 @@ class Progress:
     Attributes
     ----------
     iteration : int
-        Steps done so far (1-based).
+        Steps done so far (1-based; 0 for the quick preview sent before the first step).
     total : int
         Planned steps.
     losses : dict of str to float
-        ``total``, ``rgb``, ``ce`` and ``pairwise`` of this step.
+        ``total``, ``rgb``, ``ce`` and ``pairwise`` (:data:`LOSS_KEYS`) of this step; NaN at
+        iteration 0, before any step, so ``p.losses["total"]`` works in every call.
     preview : ndarray (h, w) int64 or None
         Current class map (original class ids) at working resolution; set every
         ``preview_every`` steps and at the last one.
@@ -53,6 +54,13 @@ class Progress:
 
 
 Callback = Callable[[Progress], "bool | None"]
+
+LOSS_KEYS = ("total", "rgb", "ce", "pairwise")
+"""The losses every :class:`Progress` carries."""
+
+
+def _no_losses() -> dict[str, float]:
+    return {k: float("nan") for k in LOSS_KEYS}
 
 
 @dataclass
@@ -175,7 +183,7 @@ def fit(
         classes = np.full((H, W), class_ids[0], dtype=np.int64)
         probs = np.ones((H, W, 1), dtype=np.float32)
         if callback is not None:
-            callback(Progress(0, 0, {}, classes, 0.0))
+            callback(Progress(0, 0, _no_losses(), classes, 0.0))
         return FitResult(classes, probs, class_ids, 0, "single-class", {}, time.perf_counter() - t0)
     dev = resolve_device(device)
     preview_every = preview_every or config.check_every
@@ -229,7 +237,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         # labels diffused along image edges under the box prior, at working resolution.
         small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         quick = quick_preview(small, labels, class_ids, cfg)
-        if callback(Progress(0, cfg.iterations, {}, quick, time.perf_counter() - t0)) is False:
+        if callback(Progress(0, cfg.iterations, _no_losses(), quick, time.perf_counter() - t0)) is False:
             stopped = "cancelled"
     prev_pred: torch.Tensor | None = None
     ema: torch.Tensor | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..api import check_device_name, check_seed
 from ..io import write_mask
 from . import executors as ex
 from .datasets import DATASETS, default_root
@@ -136,7 +137,7 @@ def run_bench(
     Raises
     ------
     ValueError
-        Bad dataset, root, split, method, sampler or label spec (before any job runs).
+        Bad dataset, root, split, method, sampler, label spec, seed or device (before any job runs).
     ImportError
         ``executor="ray"`` without Ray installed.
     KeyboardInterrupt
@@ -152,11 +153,15 @@ def run_bench(
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")
-    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    # every job would fail on a bad seed or device: refuse the sweep instead
+    seeds = [check_seed(s, "--seed") for s in seeds]
+    check_device_name(device)
+    if executor == "local" and str(device).startswith("cuda"):
+        from ..dip.device import resolve_device  # Ray workers may have GPUs the driver lacks
+
+        resolve_device(device)
     settings = parse_label_specs(labels)
     specs = parse_methods(methods, preset, fit_overrides)
 
