@@ -112,6 +112,17 @@ def _camvid(root: Path, n: int = 2, size: int = 40) -> None:
         Image.fromarray(gt.astype(np.uint8), mode="L").save(root / "valannot" / f"f{k}.png")
 
 
+def _coco_mval(root: Path, n: int = 2, size: int = 40) -> None:
+    (root / "img").mkdir(parents=True)
+    (root / "gt").mkdir()
+    yy, xx = np.mgrid[:size, :size]
+    for k in range(n):
+        gt = (yy - 20) ** 2 + (xx - 18 - 2 * k) ** 2 < 9**2
+        img = np.where(gt[..., None], (210, 70, 60), (50, 90, 190)).astype(np.uint8)
+        Image.fromarray(img).save(root / "img" / f"thing0{k}_00000{k}.jpg", quality=95)
+        Image.fromarray((gt * 255).astype(np.uint8), mode="L").save(root / "gt" / f"thing0{k}_00000{k}.png")
+
+
 @pytest.fixture
 def scratch(tmp_path) -> tuple[Path, dict]:
     """``tmp/repo`` (the working folder) beside ``tmp/shared/data``, and the environment to run in."""
@@ -125,6 +136,7 @@ def scratch(tmp_path) -> tuple[Path, dict]:
     write_labels(voc / "SegmentationClass" / "2007_000033.png", gt)
     _grabcut(data / "grabcut")
     _camvid(data / "camvid")
+    _coco_mval(data / "coco_mval")
     # the README's own example files
     Image.fromarray(img).save(repo / "photo.jpg", quality=95)
     labels = np.full(gt.shape, IGNORE)
@@ -140,7 +152,7 @@ def scratch(tmp_path) -> tuple[Path, dict]:
     src = str(Path(dipseg.__file__).resolve().parents[1])
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    for var in ("DIPSEG_VOC_ROOT", "DIPSEG_GRABCUT_ROOT", "DIPSEG_CAMVID_ROOT"):
+    for var in ("DIPSEG_VOC_ROOT", "DIPSEG_GRABCUT_ROOT", "DIPSEG_CAMVID_ROOT", "DIPSEG_COCO_MVAL_ROOT"):
         env.pop(var, None)
     return repo, env
 
