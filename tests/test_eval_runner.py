@@ -235,7 +235,7 @@ def _cli_args(voc: Path, out: Path, iterations: int = 5) -> list[str]:
             "--out", str(out), "--quiet"]
 
 
-KILL_ITERATIONS = 25
+KILL_ITERATIONS = 60  # long enough that a signal sent after 2 rows lands before the last of 9 jobs
 
 
 @pytest.fixture(scope="module")
