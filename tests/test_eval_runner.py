@@ -255,7 +255,10 @@ def test_killed_process_resumes(voc, tmp_path, sig, cli_reference):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     args = _cli_args(voc, out, iterations=KILL_ITERATIONS)
     cmd = [sys.executable, "-c", "from dipseg.cli import main; main()", *args]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A test that ran a pool-worker initialiser in this process leaves SIGINT ignored, and a child
+    # inherits that: give the command the default handler, as a shell would.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = out / "results.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
