@@ -12,7 +12,12 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import bench, demo, info, sample, segment, serve
+from .bench import bench_cmd
+from .demo import demo_cmd
+from .info import classes_cmd, presets_cmd
+from .sample import sample_cmd
+from .segment import segment_cmd
+from .serve import serve_cmd
 from .common import Command, Group
 
 app = typer.Typer(
@@ -25,13 +30,13 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-app.command("segment", cls=Command)(segment.segment_cmd)
-app.command("sample", cls=Command)(sample.sample_cmd)
-app.command("demo", cls=Command)(demo.demo_cmd)
-app.command("bench", cls=Command)(bench.bench_cmd)
-app.command("serve", cls=Command)(serve.serve_cmd)
-app.command("presets", cls=Command)(info.presets_cmd)
-app.command("classes", cls=Command)(info.classes_cmd)
+app.command("segment", cls=Command)(segment_cmd)
+app.command("sample", cls=Command)(sample_cmd)
+app.command("demo", cls=Command)(demo_cmd)
+app.command("bench", cls=Command)(bench_cmd)
+app.command("serve", cls=Command)(serve_cmd)
+app.command("presets", cls=Command)(presets_cmd)
+app.command("classes", cls=Command)(classes_cmd)
 
 
 def _version_callback(value: bool) -> None:

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..io import DEFAULT_MAX_PIXELS
-from . import errors
+from .errors import install as install_error_handlers
 from .body import BodyBudget
 from .jobs import JobQueue
 from .middleware import HostCheck, PageOnly, TokenCheck
@@ -70,7 +70,7 @@ def build_app(settings: Settings) -> FastAPI:
         app.add_middleware(TokenCheck, token=settings.token)
     if settings.allowed_hosts is not None:
         app.add_middleware(HostCheck, allowed=settings.allowed_hosts)
-    errors.install(app)
+    install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
