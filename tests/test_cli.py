@@ -412,3 +412,24 @@ def test_demo_writes_outputs(tmp_path):
     # the cat fills most of the photo; the right edge is background
     assert (mask == 8).mean() > 0.5 and (mask[:, -20:] == 0).mean() > 0.5
     assert "cat" in r.output  # VOC colour scribbles: VOC class names
+
+
+def test_bench_runs_a_sweep_file_of_named_variants(tmp_path):
+    from benchutil import make_voc
+
+    voc = make_voc(tmp_path / "voc", n=1)
+    sweep = tmp_path / "variants.toml"
+    sweep.write_text('labels = ["uniform:2"]\n[[methods]]\nname = "two-steps"\nfit = { iterations = 2 }\n'
+                     '[[methods]]\nname = "shallow"\nfit = { iterations = 2 }\n'
+                     'network = { channels_down = [8, 8], channels_up = [8, 8], channels_skip = [4, 4] }\n')
+    r = run("bench", "--dataset", "voc", "--root", voc, "--methods", "grabcut", "--sweep", sweep, "--workers", 1,
+            "--examples", 0, "--quiet", "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert sorted(row["label"] for row in rows) == ["grabcut", "shallow", "two-steps"]
+    assert next(row for row in rows if row["label"] == "shallow")["config"]["network"]["channels_down"] == [8, 8]
+    assert "| shallow |" in (tmp_path / "out" / "summary.md").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[methods]]\nname = "x"\nfit = { colour = 1 }\n')
+    r = run("bench", "--dataset", "voc", "--root", voc, "--sweep", bad, "--labels", "uniform:2", "-o", tmp_path / "o2")
+    assert r.exit_code == 2 and "bad DIPSEG option" in r.stderr and r.stderr.strip().count("\n") == 0

@@ -188,3 +188,43 @@ def test_colour_models_reach_object_parts_far_from_a_short_stroke():
     with_colour = fit(img, labels, TINY, replace(base, colour_weight=6.0, colour_coverage=False), seed=0)
     assert _acc(with_colour, gt) > 0.97
     assert _acc(with_colour, gt) > _acc(without, gt) + 0.05
+
+
+def test_two_threads_prepare_the_refinement_beside_the_fit_and_change_nothing():
+    img, gt = three_regions(64, noise=4)
+    labels = seeds_from(gt, 4)
+    cfg = FitConfig(iterations=15, working_size=32, input="noise+image+xy", refine="random-walk", refine_size=48,
+                    box_prior=3.0, colour_weight=6.0, pairwise_weight=1.0)
+    one = fit(img, labels, TINY, cfg, seed=3, threads=1)
+    two = fit(img, labels, TINY, cfg, seed=3, threads=2)
+    np.testing.assert_array_equal(one.probabilities, two.probabilities)
+    np.testing.assert_array_equal(one.classes, two.classes)
+
+
+def test_pairwise_term_matches_its_definition():
+    from dipseg.dip.losses import OFFSETS, PairwisePotts
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 9, 11, generator=g)
+    prob = torch.softmax(torch.randn(1, 4, 9, 11, generator=g), 1)
+    ref = []
+    for dy, dx in OFFSETS:  # a plain loop over pixel pairs
+        terms = []
+        for y in range(9):
+            for x in range(11):
+                y1, x1 = y - dy, x - dx
+                if 0 <= y1 < 9 and 0 <= x1 < 11:
+                    w = torch.exp(-((image[0, :, y, x] - image[0, :, y1, x1]) ** 2).sum() / (2 * 0.1**2))
+                    terms.append(w * (1 - (prob[0, :, y, x] * prob[0, :, y1, x1]).sum()))
+        ref.append(torch.stack(terms).mean())
+    torch.testing.assert_close(PairwisePotts(image, 0.1)(prob), torch.stack(ref).mean())
+
+
+def test_jitter_windows_are_seeded_and_differ_per_step():
+    from dipseg.dip.fit import JitterField
+
+    a = JitterField((1, 2, 8, 8), 0.1, torch.Generator().manual_seed(5), torch.device("cpu"))
+    b = JitterField((1, 2, 8, 8), 0.1, torch.Generator().manual_seed(5), torch.device("cpu"))
+    steps = [a.next().clone() for _ in range(4)]
+    assert all(torch.equal(s, b.next()) for s in steps)
+    assert steps[0].shape == (1, 2, 8, 8) and not torch.equal(steps[0], steps[1])

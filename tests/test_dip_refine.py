@@ -48,3 +48,44 @@ def test_random_walk_single_seed_per_class(strength):
     labels[2, 2], labels[20, 20], labels[7, 7] = 0, 1, 2
     prob = random_walk_refine(img, np.full((24, 24, 3), 1 / 3, np.float32), labels, np.array([0, 1, 2]), strength)
     assert np.isfinite(prob).all()
+
+
+def test_closed_form_inverse_matches_numpy():
+    from dipseg.dip.refine import _inv_sym3
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 3, 3)).astype(np.float32)
+    spd = a @ np.swapaxes(a, 1, 2) + 1e-2 * np.eye(3, dtype=np.float32)
+    np.testing.assert_allclose(_inv_sym3(spd) @ spd, np.broadcast_to(np.eye(3), spd.shape), atol=1e-3)
+
+
+def test_factorised_walk_serves_several_priors():
+    from dipseg.dip.refine import RandomWalk
+
+    img, gt = three_regions(32, noise=4)
+    labels = seeds_from(gt, 2)
+    ids = np.array([0, 1, 2])
+    walk = RandomWalk(img, labels, ids, strength=1e-3)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        prior = rng.dirichlet(np.ones(3), size=(32, 32)).astype(np.float32)
+        np.testing.assert_allclose(walk.solve(prior), random_walk_refine(img, prior, labels, ids, strength=1e-3),
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("refine", ["none", "guided", "random-walk"])
+def test_prepared_stage_equals_the_whole_stage(refine):
+    import torch
+
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, full_resolution, prepare_full_resolution
+
+    img, gt = three_regions(40, noise=4)
+    labels = seeds_from(gt, 3)
+    ids = np.array([0, 1, 2])
+    cfg = FitConfig(refine=refine, refine_size=24, box_prior=3.0, colour_weight=6.0)
+    logits = torch.randn(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    whole = full_resolution(img, labels, ids, logits, cfg, seed=0)
+    prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0)
+    np.testing.assert_array_equal(finish_full_resolution(prepared, logits), whole)
+    assert whole.shape == (40, 40, 3)

@@ -204,17 +204,18 @@ def test_cancel_reaches_the_full_resolution_stage(web_folder, web_out, monkeypat
 
     inside, release = threading.Event(), threading.Event()
     guided: list[int] = []
-    real_walk, real_guided = refine.random_walk_refine, refine.guided_filter
+    real_solve, real_guided = refine.RandomWalk.solve, refine.GuidedFilter.__call__
 
-    def slow_walk(*args, **kwargs):  # the refinement of a large image takes seconds
+    def slow_solve(*args, **kwargs):  # the refinement of a large image takes seconds
         inside.set()
         release.wait(20)
-        return real_walk(*args, **kwargs)
+        return real_solve(*args, **kwargs)
 
-    monkeypatch.setattr(refine, "random_walk_refine", slow_walk)
-    monkeypatch.setattr(refine, "guided_filter", lambda *a, **k: (guided.append(1), real_guided(*a, **k))[1])
+    monkeypatch.setattr(refine.RandomWalk, "solve", slow_solve)
+    monkeypatch.setattr(refine.GuidedFilter, "__call__", lambda *a, **k: (guided.append(1), real_guided(*a, **k))[1])
     # refine_size below the image size: random walk at 32 px, then the guided filter at full size
-    app = create_app(web_folder, web_out, fit_overrides={"iterations": 3, "working_size": 32, "refine_size": 32})
+    app = create_app(web_folder, web_out, fit_overrides={"iterations": 3, "working_size": 32, "refine_size": 32,
+                                                       "quick_preview": False})  # only the final stage walks
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30, headers=token_headers(app)) as http:
         with http.stream("POST", "/api/images/img1.png/segment", json=wire(paint())) as resp:
             it = iter_sse_events(resp)

@@ -207,11 +207,13 @@ def available_methods() -> list[str]:
     return list(METHODS)
 
 
-def dipseg_config(method: str, preset: str, fit_overrides: dict[str, Any] | None = None):
+def dipseg_config(method: str, preset: str, fit_overrides: dict[str, Any] | None = None,
+                  network_overrides: dict[str, Any] | None = None):
     """The preset of a DIPSEG method with the variant's and the caller's overrides applied.
 
     ``None`` overrides are dropped (:func:`dipseg.dip.config.given`); a variant's own
-    settings (``dipseg-norgb``: ``rgb_weight=0``) win over the caller's.
+    settings (``dipseg-norgb``: ``rgb_weight=0``) win over the caller's. ``network_overrides``
+    replace :class:`~dipseg.dip.config.NetworkConfig` fields (widths, depth, decoder...).
 
     Returns
     -------
@@ -220,15 +222,15 @@ def dipseg_config(method: str, preset: str, fit_overrides: dict[str, Any] | None
     Raises
     ------
     ValueError
-        Not a DIPSEG method, unknown preset, or an override that is not a FitConfig field
-        or has a bad value.
+        Not a DIPSEG method, unknown preset, or an override that is not a FitConfig /
+        NetworkConfig field or has a bad value.
     """
     m = METHODS.get(method)
     if m is None or not m.is_dipseg:
         raise ValueError(f"{method!r} is not a DIPSEG method; choose one of: {', '.join(DIPSEG_METHODS)}")
     overrides = given(fit_overrides) | dict(m.fit_overrides)
     try:
-        return get_preset(preset).with_fit(**overrides)
+        return get_preset(preset).with_fit(**overrides).with_network(**given(network_overrides))
     except TypeError as exc:
         raise ValueError(f"bad DIPSEG option: {exc}") from None
 
@@ -245,6 +247,7 @@ def segment(
     preview_every: int | None = None,
     warm_start: FitState | None = None,
     threads: int | None = None,
+    network: dict[str, Any] | None = None,
     **fit_overrides: Any,
 ) -> Segmentation:
     """Segment ``image`` from sparse ``labels`` with any method.
@@ -268,6 +271,9 @@ def segment(
     threads : int, optional
         torch threads of a DIPSEG fit (default :data:`DEFAULT_THREADS`); recorded in the
         result's metadata, since the result depends on them.
+    network : dict, optional
+        :class:`dipseg.dip.config.NetworkConfig` fields to override (DIPSEG only), e.g.
+        ``network={"channels_down": (8, 16, 32), ...}``.
     **fit_overrides
         :class:`dipseg.dip.config.FitConfig` fields to override, e.g. ``iterations=100``
         (``None`` values keep the preset's).
@@ -297,7 +303,7 @@ def segment(
     if METHODS[name].is_dipseg:
         from .dip.fit import fit
 
-        p = dipseg_config(name, preset_name, fit_overrides)
+        p = dipseg_config(name, preset_name, fit_overrides, network)
         threads = int(threads) if threads is not None else DEFAULT_THREADS
         res = fit(
             image, labels, p.network, p.fit, seed=seed, device=device, callback=callback,
@@ -309,8 +315,9 @@ def segment(
             time.perf_counter() - t0, config_dict(p.network, p.fit), info=info, message=message, state=res.state,
             threads=threads,
         )
-    if given(fit_overrides):
-        raise ValueError(f"method {name!r} takes no DIPSEG options, got {sorted(given(fit_overrides))}")
+    if given(fit_overrides) or given(network):
+        options = sorted(given(fit_overrides)) + sorted(given(network))
+        raise ValueError(f"method {name!r} takes no DIPSEG options, got {options}")
     classes = METHODS[name].function()(image, labels, seed=seed)
     return Segmentation(
         np.asarray(classes, dtype=np.int64), None, labelled_classes(labels), name, None, seed,

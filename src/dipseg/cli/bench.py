@@ -16,7 +16,8 @@ def bench_cmd(
     root: Optional[Path] = typer.Option(None, "--root", help="Dataset folder (default: ../shared/data/<dataset> or $DIPSEG_<DATASET>_ROOT)."),
     split: Optional[str] = typer.Option(None, "--split", help="Split list, e.g. val (the dataset's default if omitted)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images of the split."),
-    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated: dipseg, dipseg-norgb, dipseg:PRESET, grabcut, random-walker, trainable."),
+    methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Comma-separated: dipseg, dipseg-norgb, dipseg:PRESET, grabcut, random-walker, trainable."),
+    sweep: Optional[Path] = typer.Option(None, "--sweep", metavar="FILE", help="TOML file of named method variants (preset, fit and network options) and optionally labels; added after --methods. See docs/study.md."),
     labels: Optional[List[str]] = typer.Option(None, "--labels", "-l", help="SAMPLER:N1,N2,... pixels per class (uniform, blobs), or scribbles[:set-1,set-2] (GrabCut). Repeatable. Not with --protocol clicks."),
     protocol: str = typer.Option("labels", "--protocol", help="labels (sparse labels drawn from ground truth) or clicks (a robot clicks until IoU 90 %: NoC@85/90)."),
     warm: str = typer.Option("both", "--warm", help="clicks: DIPSEG refits from scratch at every click (off), continues its previous fit (on), or both."),
@@ -43,12 +44,15 @@ def bench_cmd(
     summary.csv, summary.md, miou_vs_budget.png and examples.png. With --protocol clicks:
     one row per image, method and click, summary_clicks.csv/.md and miou_vs_clicks.png.
     """
+    with user_errors():
+        methods, file_labels = _methods(methods, sweep, preset, iterations)
     if protocol == "clicks":
         _clicks(dataset, root, limit, methods, labels, seed, seeds, out, executor, workers, ray_address, device,
                 preset, iterations, threads, cpus_per_task, gpus_per_task, warm, max_clicks, robot, quiet)
         return
     if protocol != "labels":
         fail(f"--protocol must be labels or clicks, got {protocol!r}")
+    labels = labels or file_labels
     if not labels:
         fail("no --labels given; e.g. --labels uniform:1,10,100 --labels blobs:30,100,300")
     from ..eval.runner import run_bench
@@ -99,6 +103,25 @@ def bench_cmd(
             err=True,
         )
         raise typer.Exit(1)
+
+
+def _methods(methods: str | None, sweep: Path | None, preset: str | None, iterations: int | None) -> tuple[list, list]:
+    """``--methods`` and the variants of ``--sweep``, in that order, and the sweep file's labels."""
+    if not methods and sweep is None:
+        raise ValueError("no --methods given; e.g. --methods dipseg,grabcut,random-walker (or --sweep FILE)")
+    from ..eval.specs import parse_methods, parse_sweep
+
+    fit = {"iterations": iterations} if iterations is not None else None
+    specs = parse_methods(methods, preset, fit) if methods else []
+    file_labels: list[str] = []
+    if sweep is not None:
+        variants, file_labels = parse_sweep(sweep, preset, fit)
+        taken = {s.label for s in specs}
+        clash = [v.label for v in variants if v.label in taken]
+        if clash:
+            raise ValueError(f"--sweep {sweep}: name {clash[0]!r} is also in --methods; rename it")
+        specs += variants
+    return specs, file_labels
 
 
 def _clicks(dataset, root, limit, methods, labels, seed, seeds, out, executor, workers, ray_address, device,

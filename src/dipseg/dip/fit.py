@@ -9,6 +9,7 @@ brought back to full resolution by :func:`dipseg.dip.refine.full_resolution`.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,10 +21,10 @@ from ..labels import IGNORE, labelled_classes, validate_image, validate_labels
 from .build import build_network, make_input
 from .config import FitConfig, NetworkConfig, fit_shape
 from .device import resolve_device, torch_threads
-from .losses import pairwise_potts
+from .losses import PairwisePotts
 from .network import SkipNet
 from .priors import box_prior
-from .refine import Stopped, coarse_resolution, full_resolution, quick_preview
+from .refine import Stopped, coarse_resolution, finish_full_resolution, prepare_full_resolution, quick_preview
 
 
 @dataclass
@@ -123,6 +124,45 @@ class FitResult:
     state: FitState | None = field(default=None, repr=False)
 
 
+class JitterField:
+    """DIP's input jitter (``reg_noise_std``): Gaussian noise of the input's shape, new at every step.
+
+    Drawing ``C x h x w`` normals per step cost about a twelfth of a CPU step; instead one
+    field of :data:`JITTER_MARGIN` more pixels per side is drawn once per fit and every step
+    takes a window of it at a random offset: every step's jitter is still i.i.d. Gaussian
+    per pixel, different from the last step's, and seeded by the fit.
+    """
+
+    def __init__(self, shape: tuple[int, ...], std: float, generator: torch.Generator, device: torch.device):
+        b, c, h, w = shape
+        m = JITTER_MARGIN
+        field = torch.randn((b, c, h + m, w + m), generator=generator, device=device) * std
+        self.field = field.contiguous(memory_format=torch.channels_last)  # as the input, so windows add fast
+        self.offsets = torch.randint(0, m + 1, (4096, 2), generator=generator, device="cpu").tolist()
+        self.h, self.w, self.i = h, w, 0
+
+    def next(self) -> torch.Tensor:
+        dy, dx = self.offsets[self.i % len(self.offsets)]
+        self.i += 1
+        return self.field[..., dy : dy + self.h, dx : dx + self.w]
+
+
+JITTER_MARGIN = 32
+"""Extra pixels per side of a :class:`JitterField` (33 x 33 different windows)."""
+
+
+def make_optimizer(model: torch.nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
+    """Adam on the network's weights, fused into one kernel where torch offers it.
+
+    The network has over a hundred small parameter tensors; the per-tensor Adam spent
+    about a sixth of a CPU fit updating them one by one (docs/performance.md).
+    """
+    try:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # torch or device without a fused Adam
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
 def fit(
     image: np.ndarray,
     labels: np.ndarray,
@@ -162,7 +202,11 @@ def fit(
         State of a previous fit on the same image; reused when
         :meth:`FitState.can_continue` says so (continues from its weights), ignored otherwise.
     threads : int, optional
-        torch intra-op threads during this fit (set 1 when fits run side by side).
+        Threads of this fit (set 1 when fits run side by side). With two or more, one of
+        them prepares the full-resolution stage (priors, colour models, the random walk's
+        factorisation) while the others train the network, so the result is the same as
+        with ``threads - 1`` torch threads alone; with one or None, the stage is prepared
+        after the fit, on the same thread.
 
     Returns
     -------
@@ -187,12 +231,23 @@ def fit(
         return FitResult(classes, probs, class_ids, 0, "single-class", {}, time.perf_counter() - t0)
     dev = resolve_device(device)
     preview_every = preview_every or config.check_every
-
+    should_stop = getattr(callback, "should_stop", None)
+    if threads is not None and threads >= 2:
+        # The full-resolution stage needs the image and labels only: its heavy half (colour
+        # mixtures, the random walk's sparse LU, the guide's statistics) runs on its own
+        # core while the network trains, instead of after it.
+        with ThreadPoolExecutor(1, thread_name_prefix="dipseg-prepare") as pool:
+            prepared = pool.submit(prepare_full_resolution, image, labels, class_ids, config, seed, should_stop)
+            with torch_threads(threads - 1):
+                return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every,
+                            warm_start, t0, prepared.result)
     with torch_threads(threads):
-        return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0)
+        return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
+                    lambda: prepare_full_resolution(image, labels, class_ids, config, seed, should_stop))
 
 
-def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_every, warm_start, t0) -> FitResult:
+def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_every, warm_start, t0,
+         prepared: Callable) -> FitResult:
     H, W = image.shape[:2]
     k = len(class_ids)
     h, w = fit_shape((H, W), network, cfg)
@@ -221,7 +276,10 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(seed)
             model = build_network(network, cfg, k).to(dev)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        optimizer = make_optimizer(model, cfg)
+    # channels-last convolutions are ~10 % faster per step at these small sizes (docs/performance.md)
+    model = model.to(memory_format=torch.channels_last)
+    net_input = net_input.contiguous(memory_format=torch.channels_last)
     model.train()
     prior_t = None
     if cfg.box_prior > 0:
@@ -239,15 +297,13 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         quick = quick_preview(small, labels, class_ids, cfg)
         if callback(Progress(0, cfg.iterations, _no_losses(), quick, time.perf_counter() - t0)) is False:
             stopped = "cancelled"
+    pairwise = PairwisePotts(image_t, cfg.pairwise_sigma) if cfg.pairwise_weight > 0 else None
+    jitter = JitterField(net_input.shape, cfg.reg_noise_std, gen, dev) if cfg.reg_noise_std > 0 else None
     prev_pred: torch.Tensor | None = None
     ema: torch.Tensor | None = None
     logits = None
     for it in range(1, cfg.iterations + 1 if stopped == "done" else 1):
-        x = net_input
-        if cfg.reg_noise_std > 0:
-            jitter = torch.randn(net_input.shape, generator=gen, device=dev) * cfg.reg_noise_std
-            x = net_input + jitter
-        rgb, logits = model(x)
+        rgb, logits = model(net_input if jitter is None else net_input + jitter.next())
         if prior_t is not None:
             logits = logits + prior_t
         point_logits = F.grid_sample(logits, grid, mode="bilinear", align_corners=False)[0, :, 0].T
@@ -256,8 +312,8 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         rgb_loss = F.mse_loss(rgb, image_t) if cfg.rgb_weight > 0 else torch.zeros((), device=dev)
         loss = loss + cfg.rgb_weight * rgb_loss
         pw = torch.zeros((), device=dev)
-        if cfg.pairwise_weight > 0:
-            pw = pairwise_potts(torch.softmax(logits, 1), image_t, cfg.pairwise_sigma)
+        if pairwise is not None:
+            pw = pairwise(torch.softmax(logits, 1))
             loss = loss + cfg.pairwise_weight * pw
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -295,7 +351,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     if stopped != "cancelled":
         try:
             # a cancel that comes after the last step must not wait for the whole refinement
-            prob = full_resolution(image, labels, class_ids, logits, cfg, seed, getattr(callback, "should_stop", None))
+            prob = finish_full_resolution(prepared(), logits, getattr(callback, "should_stop", None))
         except Stopped:
             stopped = "cancelled"
     if prob is None:

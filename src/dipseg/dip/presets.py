@@ -26,6 +26,14 @@ class Preset:
         overrides = given(overrides)
         return replace(self, fit=replace(self.fit, **overrides)) if overrides else self
 
+    def with_network(self, **overrides) -> "Preset":
+        """A copy with some :class:`NetworkConfig` fields replaced (``None`` values are ignored).
+
+        Sequences (e.g. from a TOML or JSON sweep file) become tuples, as the config holds them.
+        """
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in given(overrides).items()}
+        return replace(self, network=replace(self.network, **overrides)) if overrides else self
+
 
 SLIM = NetworkConfig(
     channels_down=(16, 32, 64, 128, 128),

@@ -9,11 +9,14 @@ probabilities back to the image's full resolution along the image's own edges:
   edges against agreeing with the network's probabilities.
 
 :func:`full_resolution` is the whole stage as a fit runs it (priors, colour models,
-refinement), and :func:`quick_preview` the network-free answer sent before the first step.
+refinement) in two halves: :func:`prepare_full_resolution` needs the image and labels only
+(a fit runs it while the network trains), :func:`finish_full_resolution` adds the network's
+logits. :func:`quick_preview` is the network-free answer sent before the first step.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -39,6 +42,79 @@ def _check(should_stop: Callable[[], bool] | None) -> None:
         raise Stopped
 
 
+def _inv_sym3(a: np.ndarray) -> np.ndarray:
+    """Inverse of a field of symmetric positive-definite 3x3 matrices, ``(..., 3, 3)``, in closed form.
+
+    The adjugate over the determinant: several times faster than :func:`numpy.linalg.inv`
+    on millions of tiny matrices, and as exact for the well-conditioned (``+ eps I``)
+    covariances of the guided filter.
+    """
+    a00, a01, a02 = a[..., 0, 0], a[..., 0, 1], a[..., 0, 2]
+    a11, a12, a22 = a[..., 1, 1], a[..., 1, 2], a[..., 2, 2]
+    c00 = a11 * a22 - a12 * a12
+    c01 = a02 * a12 - a01 * a22
+    c02 = a01 * a12 - a02 * a11
+    c11 = a00 * a22 - a02 * a02
+    c12 = a01 * a02 - a00 * a12
+    c22 = a00 * a11 - a01 * a01
+    inv_det = 1.0 / (a00 * c00 + a01 * c01 + a02 * c02)
+    out = np.empty_like(a)
+    out[..., 0, 0], out[..., 1, 1], out[..., 2, 2] = c00 * inv_det, c11 * inv_det, c22 * inv_det
+    out[..., 0, 1] = out[..., 1, 0] = c01 * inv_det
+    out[..., 0, 2] = out[..., 2, 0] = c02 * inv_det
+    out[..., 1, 2] = out[..., 2, 1] = c12 * inv_det
+    return out
+
+
+class GuidedFilter:
+    """Colour-guided filter (He, Sun, Tang 2010) with its guide-only part computed once.
+
+    Parameters
+    ----------
+    guide : (H, W, 3) float32 in [0, 1]
+    radius : int
+        Window radius in pixels.
+    eps : float
+        Regulariser; larger smooths more across weak edges.
+
+    Notes
+    -----
+    The window means and the inverse covariances of the guide depend on the image only,
+    so a fit computes them while its network trains (:func:`prepare_full_resolution`);
+    :meth:`__call__` then filters any number of channels.
+    """
+
+    def __init__(self, guide: np.ndarray, radius: int, eps: float):
+        self.guide = guide
+        self.size = (2 * radius + 1, 2 * radius + 1)
+        h, w, _ = guide.shape
+        self.mean_i = self._box(guide)
+        cov = np.empty((h, w, 3, 3), np.float32)
+        for a in range(3):
+            for b in range(a, 3):
+                cov[..., a, b] = cov[..., b, a] = self._box(guide[..., a] * guide[..., b]) - self.mean_i[..., a] * self.mean_i[..., b]
+        cov += eps * np.eye(3, dtype=np.float32)
+        self.inv = _inv_sym3(cov)
+
+    def _box(self, x: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.boxFilter(x, -1, self.size, borderType=cv2.BORDER_REFLECT)
+
+    def __call__(self, src: np.ndarray, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        """Filter each channel of ``src`` ``(H, W, C)`` float32; ``should_stop`` is asked before each channel."""
+        out = np.empty_like(src)
+        for c in range(src.shape[2]):
+            _check(should_stop)
+            p = np.ascontiguousarray(src[..., c])
+            mean_p = self._box(p)
+            cov_ip = self._box(self.guide * p[..., None]) - self.mean_i * mean_p[..., None]
+            a = np.einsum("hwij,hwj->hwi", self.inv, cov_ip)
+            b = mean_p - (a * self.mean_i).sum(-1)
+            out[..., c] = (self._box(a) * self.guide).sum(-1) + self._box(b)
+        return out
+
+
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float,
                   should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Colour-guided filter (He, Sun, Tang 2010) of each channel of ``src``.
@@ -58,31 +134,66 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float,
     -------
     (H, W, C) float32
     """
-    import cv2
+    return GuidedFilter(guide, radius, eps)(src, should_stop)
 
-    k = (2 * radius + 1, 2 * radius + 1)
 
-    def box(x):
-        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
+class RandomWalk:
+    """A random walker with a prior (Grady 2005), factorised once for any number of priors.
 
-    h, w, _ = guide.shape
-    mean_i = box(guide)
-    cov = np.empty((h, w, 3, 3), np.float32)
-    for a in range(3):
-        for b in range(a, 3):
-            cov[..., a, b] = cov[..., b, a] = box(guide[..., a] * guide[..., b]) - mean_i[..., a] * mean_i[..., b]
-    cov += eps * np.eye(3, dtype=np.float32)
-    inv = np.linalg.inv(cov)
-    out = np.empty_like(src)
-    for c in range(src.shape[2]):
-        _check(should_stop)
-        p = np.ascontiguousarray(src[..., c])
-        mean_p = box(p)
-        cov_ip = box(guide * p[..., None]) - mean_i * mean_p[..., None]
-        a = np.einsum("hwij,hwj->hwi", inv, cov_ip)
-        b = mean_p - (a * mean_i).sum(-1)
-        out[..., c] = (box(a) * guide).sum(-1) + box(b)
-    return out
+    Minimises ``sum_ij w_ij |x_i - x_j|^2 + strength * sum_i |x_i - prior_i|^2`` over the
+    unlabelled pixels, with labelled pixels fixed to their class. The system matrix
+    depends on the image, the seeds and ``strength`` only, not on the prior: it is
+    factorised here (one sparse LU for all classes), and :meth:`solve` costs a
+    back-substitution.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8
+    labels : (H, W) int
+        ``IGNORE`` or a value of ``class_ids``.
+    class_ids : (k,) int
+    strength : float
+        Trust in the prior relative to the edge weights (which are at most 1).
+    beta, smooth : float
+        See :func:`edge_weights`.
+    """
+
+    def __init__(self, image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, strength: float = 0.01,
+                 beta: float = RW_BETA, smooth: float = 1.0):
+        h, w = labels.shape
+        n = h * w
+        k = len(class_ids)
+        wy, wx = edge_weights(image, beta, smooth)
+        idx = np.arange(n).reshape(h, w)
+        rows = np.concatenate([idx[1:].ravel(), idx[:, 1:].ravel()])
+        cols = np.concatenate([idx[:-1].ravel(), idx[:, :-1].ravel()])
+        vals = np.concatenate([wy.ravel(), wx.ravel()])
+        adj = sparse.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
+        adj = adj + adj.T
+        degree = np.asarray(adj.sum(1)).ravel()
+        lap = (sparse.diags(degree + strength) - adj).tocsr()
+        seeded = (labels != IGNORE).ravel()
+        self.free = ~seeded
+        self.seeded = seeded
+        self.shape, self.k, self.strength = (h, w), k, strength
+        x_seed = np.zeros((int(seeded.sum()), k))
+        pos = np.searchsorted(class_ids, labels.ravel()[seeded])
+        x_seed[np.arange(len(pos)), pos] = 1.0
+        self.x_seed = x_seed
+        self.b_seeds = adj[self.free][:, seeded] @ x_seed
+        self.lu = splu(lap[self.free][:, self.free].tocsc())
+
+    def solve(self, prior: np.ndarray) -> np.ndarray:
+        """Refined probabilities ``(H, W, k)`` float32 for a prior ``(H, W, k)`` (columns as ``class_ids``)."""
+        h, w = self.shape
+        n, k = h * w, self.k
+        q = prior.reshape(n, k).astype(np.float64)
+        x = np.empty((n, k))
+        x[self.seeded] = self.x_seed
+        x[self.free] = self.lu.solve(self.strength * q[self.free] + self.b_seeds)
+        x = np.clip(x, 0, None)
+        x /= np.maximum(x.sum(1, keepdims=True), 1e-12)
+        return x.reshape(h, w, k).astype(np.float32)
 
 
 def random_walk_refine(
@@ -96,10 +207,7 @@ def random_walk_refine(
 ) -> np.ndarray:
     """Random walker with a prior: edge-aware diffusion of ``prior`` from fixed seeds.
 
-    Minimises ``sum_ij w_ij |x_i - x_j|^2 + strength * sum_i |x_i - prior_i|^2`` over the
-    unlabelled pixels, with labelled pixels fixed to their class (Grady 2005, "Multilabel
-    random walker image segmentation using prior models"). One sparse LU factorisation
-    serves all classes.
+    See :class:`RandomWalk` (this is ``RandomWalk(...).solve(prior)``).
 
     Parameters
     ----------
@@ -109,43 +217,15 @@ def random_walk_refine(
     labels : (H, W) int
         ``IGNORE`` or a value of ``class_ids``.
     class_ids : (k,) int
-    strength : float
-        Trust in the prior relative to the edge weights (which are at most 1).
-    beta, smooth : float
-        See :func:`edge_weights`.
+    strength, beta, smooth : float
+        See :class:`RandomWalk`.
 
     Returns
     -------
     (H, W, k) float32
         Refined probabilities.
     """
-    h, w, k = prior.shape
-    n = h * w
-    wy, wx = edge_weights(image, beta, smooth)
-    idx = np.arange(n).reshape(h, w)
-    rows = np.concatenate([idx[1:].ravel(), idx[:, 1:].ravel()])
-    cols = np.concatenate([idx[:-1].ravel(), idx[:, :-1].ravel()])
-    vals = np.concatenate([wy.ravel(), wx.ravel()])
-    adj = sparse.coo_matrix((vals, (rows, cols)), shape=(n, n)).tocsr()
-    adj = adj + adj.T
-    degree = np.asarray(adj.sum(1)).ravel()
-    lap = sparse.diags(degree + strength) - adj
-
-    seeded = (labels != IGNORE).ravel()
-    free = ~seeded
-    q = prior.reshape(n, k).astype(np.float64)
-    x_seed = np.zeros((int(seeded.sum()), k))
-    pos = np.searchsorted(class_ids, labels.ravel()[seeded])
-    x_seed[np.arange(len(pos)), pos] = 1.0
-    lap = lap.tocsr()
-    a = lap[free][:, free].tocsc()
-    b = strength * q[free] + adj[free][:, seeded] @ x_seed
-    x = np.empty((n, k))
-    x[seeded] = x_seed
-    x[free] = splu(a).solve(b)
-    x = np.clip(x, 0, None)
-    x /= np.maximum(x.sum(1, keepdims=True), 1e-12)
-    return x.reshape(h, w, k).astype(np.float32)
+    return RandomWalk(image, labels, class_ids, strength, beta, smooth).solve(prior)
 
 
 def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig) -> np.ndarray:
@@ -174,17 +254,26 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     return class_ids[prob.argmax(-1)]
 
 
-def _probs_at(logits: "torch.Tensor", image: np.ndarray, labels, class_ids, cfg: FitConfig, seed: int) -> np.ndarray:
-    """Softmax of the logits resized to ``image``'s size plus the box and colour priors, (h, w, k)."""
+def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, seed: int) -> np.ndarray | None:
+    """Box prior plus weighted colour log-likelihoods at ``image``'s size, ``(k, h, w)``; None if neither is on."""
     shape = image.shape[:2]
-    up = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False) if logits.shape[-2:] != shape else logits
-    up = up[0].cpu().numpy()
+    out = None
     if cfg.box_prior > 0:
-        up = up + box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior, cfg.box_falloff)
+        out = box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior, cfg.box_falloff)
     if cfg.colour_weight > 0:
         weight = cfg.colour_weight * (coverage_weight(labels, class_ids) if cfg.colour_coverage else 1.0)
-        up = up + weight * colour_logits(lab_features(image), downscale_labels(labels, shape), class_ids,
-                                         cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
+        colour = weight * colour_logits(lab_features(image), downscale_labels(labels, shape), class_ids,
+                                        cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
+        out = colour if out is None else out + colour
+    return out
+
+
+def _probs(logits: "torch.Tensor", shape: tuple[int, int], prior: np.ndarray | None) -> np.ndarray:
+    """Softmax of the logits resized to ``shape`` plus an additive log-prior, ``(h, w, k)`` float32."""
+    up = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False) if logits.shape[-2:] != shape else logits
+    up = up[0].cpu().numpy()
+    if prior is not None:
+        up = up + prior
     return torch.softmax(torch.from_numpy(up), 0).permute(1, 2, 0).numpy().astype(np.float32)
 
 
@@ -200,11 +289,120 @@ def coarse_resolution(image_shape: tuple[int, int], logits: "torch.Tensor") -> n
     return torch.softmax(up[0], 0).permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
+@dataclass
+class Prepared:
+    """The part of the full-resolution stage that needs no network output (:func:`prepare_full_resolution`).
+
+    Attributes
+    ----------
+    shape : (H, W)
+        The image's size.
+    stage_shape : (h, w)
+        Where the network's probabilities meet the priors: the random walk's size, or (H, W).
+    prior : (k, h, w) float32 or None
+        Box prior plus weighted colour log-likelihoods at ``stage_shape``.
+    walk : RandomWalk or None
+        The factorised random walk at ``stage_shape`` (``refine="random-walk"``).
+    guide : GuidedFilter or None
+        The full-resolution guided filter (``refine="guided"``, or after a smaller random walk).
+    """
+
+    shape: tuple[int, int]
+    stage_shape: tuple[int, int]
+    prior: np.ndarray | None
+    walk: RandomWalk | None
+    guide: GuidedFilter | None
+
+
+def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
+                            seed: int, should_stop: Callable[[], bool] | None = None) -> Prepared:
+    """Everything of the full-resolution stage that depends on the image and labels only.
+
+    A fit runs this while its network trains, on a second thread when it has one
+    (:func:`dipseg.dip.fit.fit` with ``threads >= 2``): priors, colour models, the random
+    walk's factorisation and the guided filter's guide statistics.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8
+    labels : (H, W) int
+        The user's labels (``IGNORE`` where unlabelled).
+    class_ids : (k,) int
+    cfg : FitConfig
+        ``box_prior``, ``colour_*`` and ``refine*`` fields are used.
+    seed : int
+        Seeds the colour mixtures.
+    should_stop : callable, optional
+        Asked between the parts; True raises :class:`Stopped`.
+
+    Returns
+    -------
+    Prepared
+    """
+    H, W = image.shape[:2]
+    radius_eps = (cfg.refine_radius, cfg.refine_eps)
+    if cfg.refine == "random-walk":
+        import cv2
+
+        rs = working_shape((H, W), cfg.refine_size)
+        small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
+        _check(should_stop)
+        prior = _logit_prior(small, labels, class_ids, cfg, seed)
+        _check(should_stop)
+        walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, cfg.refine_strength, cfg.refine_beta)
+        _check(should_stop)
+        guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
+        return Prepared((H, W), rs, prior, walk, guide)
+    _check(should_stop)
+    prior = _logit_prior(image, labels, class_ids, cfg, seed)
+    guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
+    return Prepared((H, W), (H, W), prior, None, guide)
+
+
+def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
+                           should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """Full-resolution class probabilities from the network's logits and a :class:`Prepared` stage.
+
+    Parameters
+    ----------
+    prepared : Prepared
+    logits : Tensor (1, k, h, w)
+        The network's class logits at working resolution.
+    should_stop : callable, optional
+        Asked between the parts (and between the guided filter's channels); True raises
+        :class:`Stopped`, so a cancelled fit does not wait for the refinement.
+
+    Returns
+    -------
+    (H, W, k) float32
+        Probabilities in the order of the class ids.
+    """
+    import cv2
+
+    H, W = prepared.shape
+    _check(should_stop)
+    prob = _probs(logits, prepared.stage_shape, prepared.prior)
+    if prepared.walk is not None:
+        _check(should_stop)
+        prob = prepared.walk.solve(prob)
+        if prepared.stage_shape != (H, W):
+            prob = cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR)
+            prob = prob[..., None] if prob.ndim == 2 else prob
+    if prepared.guide is not None:
+        _check(should_stop)
+        prob = prepared.guide(np.ascontiguousarray(prob), should_stop)
+        prob = np.clip(prob, 0, None)
+        prob /= np.maximum(prob.sum(-1, keepdims=True), 1e-8)
+    return prob
+
+
 def full_resolution(
     image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, logits: "torch.Tensor", cfg: FitConfig, seed: int,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """Class probabilities at the image's resolution: priors, colour models, refinement.
+
+    :func:`prepare_full_resolution` then :func:`finish_full_resolution`.
 
     Parameters
     ----------
@@ -219,8 +417,7 @@ def full_resolution(
     seed : int
         Seeds the colour mixtures.
     should_stop : callable, optional
-        Asked between the parts of the stage (and between the guided filter's channels);
-        True raises :class:`Stopped`, so a cancelled fit does not wait for the refinement.
+        Asked between the parts of the stage; True raises :class:`Stopped`.
 
     Returns
     -------
@@ -232,30 +429,5 @@ def full_resolution(
     Stopped
         ``should_stop`` said so.
     """
-    H, W = image.shape[:2]
-    guide = None
-    if cfg.refine == "random-walk":
-        import cv2
-
-        rs = working_shape((H, W), cfg.refine_size)
-        small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
-        _check(should_stop)
-        prob = _probs_at(logits, small, labels, class_ids, cfg, seed)
-        _check(should_stop)
-        prob = random_walk_refine(small, prob, downscale_labels(labels, rs), class_ids,
-                                  cfg.refine_strength, cfg.refine_beta)
-        if rs == (H, W):
-            return prob
-        prob = cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR)
-        prob = prob[..., None] if prob.ndim == 2 else prob
-        guide = True
-    else:
-        _check(should_stop)
-        prob = _probs_at(logits, image, labels, class_ids, cfg, seed)
-    if cfg.refine == "guided" or guide:
-        _check(should_stop)
-        prob = guided_filter(image.astype(np.float32) / 255.0, np.ascontiguousarray(prob), cfg.refine_radius,
-                             cfg.refine_eps, should_stop)
-        prob = np.clip(prob, 0, None)
-        prob /= np.maximum(prob.sum(-1, keepdims=True), 1e-8)
-    return prob
+    return finish_full_resolution(prepare_full_resolution(image, labels, class_ids, cfg, seed, should_stop),
+                                  logits, should_stop)

@@ -81,6 +81,7 @@ def run_session(
     device: str = "auto",
     fit_overrides: dict | None = None,
     robot: str = "oracle",
+    network: dict | None = None,
 ) -> list[dict]:
     """Segment one object with a robot's clicks; one record per click.
 
@@ -89,8 +90,8 @@ def run_session(
     image : (H, W, 3) uint8
     gt, ignore : (H, W) bool
         The object, and pixels that are neither object nor background.
-    method, preset, seed, threads, device, fit_overrides
-        As for :func:`dipseg.segment`.
+    method, preset, seed, threads, device, fit_overrides, network
+        As for :func:`dipseg.segment` (``fit_overrides`` are its keyword overrides).
     warm : bool
         DIPSEG only: continue from the previous click's fit, for ``WARM_FRACTION`` of the
         steps (the first click always starts cold).
@@ -138,7 +139,7 @@ def run_session(
             steps = dipseg_config(method.partition(":")[0], seg.preset, options).fit.iterations
             options["iterations"] = max(1, int(np.ceil(steps * WARM_FRACTION)))
         seg = segment(image, labels, method, preset=preset, seed=seed, device=device, threads=threads,
-                      warm_start=seg.state if continued else None, **options)
+                      warm_start=seg.state if continued else None, network=network, **options)
         pred = seg.classes == OBJECT
         keep = ~ignore
         conf = np.array([[int((keep & ~gt & ~pred).sum()), int((keep & ~gt & pred).sum())],
@@ -182,7 +183,8 @@ def execute_session(sample: BenchSample, job: ClickJob, ctx: JobContext) -> dict
     m = job.method
     records = run_session(sample.image, gt, ignore, m.method, preset=m.preset, seed=job.seed, warm=job.warm,
                           max_clicks=job.max_clicks, robot=job.robot, threads=ctx.threads if m.is_dipseg else None,
-                          device=ctx.device, fit_overrides=dict(m.overrides))
+                          device=ctx.device, fit_overrides=dict(m.overrides),
+                          network=dict(m.network_overrides) or None)
     torch = sys.modules.get("torch")
     rows = []
     for r in records:

@@ -133,7 +133,8 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
     labels = make_labels(sample, job.sampler, job.budget, job.seed)
     m = job.method
     seg = segment(sample.image, labels, m.method, preset=m.preset, seed=int(job.seed), device=ctx.device,
-                  threads=ctx.threads if m.is_dipseg else None, **dict(m.overrides))
+                  threads=ctx.threads if m.is_dipseg else None, network=dict(m.network_overrides) or None,
+                  **dict(m.overrides))
     conf = confusion_matrix(sample.gt, seg.classes, ctx.num_classes, void=sample.void)
     labelled = labels != IGNORE
     classes = [int(c) for c in np.unique(labels[labelled])]

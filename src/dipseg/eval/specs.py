@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
+import re
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -88,6 +91,8 @@ class MethodSpec:
         The full configuration as canonical JSON.
     config_id : str
         First 12 hex digits of its SHA-1 (part of the resume key).
+    network_overrides : tuple of (str, value)
+        DIPSEG :class:`~dipseg.dip.config.NetworkConfig` overrides (sorted), from a sweep file.
     """
 
     label: str
@@ -96,6 +101,7 @@ class MethodSpec:
     overrides: tuple
     config_json: str
     config_id: str
+    network_overrides: tuple = ()
 
     @property
     def is_dipseg(self) -> bool:
@@ -110,13 +116,42 @@ class MethodSpec:
         return self.label.replace(":", "_")
 
 
+def method_spec(text: str, preset: str | None = None, fit_overrides: dict | None = None,
+                network_overrides: dict | None = None, label: str | None = None) -> MethodSpec:
+    """One :class:`MethodSpec` from a method name (``dipseg:fast``, ``grabcut``) and its overrides.
+
+    ``label`` names it in the summary (default: the method, ``NAME:PRESET`` for DIPSEG).
+
+    Raises
+    ------
+    ValueError
+        Unknown method or preset, a bad override, or overrides given to a baseline.
+    """
+    name, preset_name = parse_method(text, preset)
+    fit_o, net_o = given(fit_overrides), given(network_overrides)
+    if METHODS[name].is_dipseg:
+        p = dipseg_config(name, preset_name, fit_o, net_o)
+        config = config_dict(p.network, p.fit)
+        default_label = f"{name}:{preset_name}"
+    else:
+        if fit_o or net_o:
+            raise ValueError(f"method {name!r} takes no DIPSEG options, got {sorted(fit_o) + sorted(net_o)}")
+        config = {"method": name, "options": _baseline_defaults(name)}
+        default_label = name
+    config_json = json.dumps(config, sort_keys=True, separators=(",", ":"), default=list)
+    return MethodSpec(label or default_label, name, preset_name, tuple(sorted(fit_o.items())), config_json,
+                      hashlib.sha1(config_json.encode()).hexdigest()[:12],
+                      tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in net_o.items())))
+
+
 def parse_methods(
-    methods: str | Sequence[str], preset: str | None = None, fit_overrides: dict | None = None
+    methods: str | Sequence[str | MethodSpec], preset: str | None = None, fit_overrides: dict | None = None
 ) -> list[MethodSpec]:
     """Parse ``"dipseg,grabcut"`` (or a list) into :class:`MethodSpec` objects.
 
     ``preset`` applies to DIPSEG methods without their own ``:PRESET``; ``fit_overrides``
-    (e.g. ``{"iterations": 50}``) apply to DIPSEG methods only.
+    (e.g. ``{"iterations": 50}``) apply to DIPSEG methods only. Items that are already
+    :class:`MethodSpec` (from :func:`parse_sweep`) are kept as they are.
 
     Raises
     ------
@@ -125,27 +160,105 @@ def parse_methods(
     """
     if isinstance(methods, str):
         methods = methods.split(",")
-    names = [m.strip() for m in methods if m.strip()]
-    if not names:
+    items = [m if isinstance(m, MethodSpec) else m.strip() for m in methods]
+    items = [m for m in items if m]
+    if not items:
         raise ValueError("no --methods given; e.g. --methods dipseg,grabcut,random-walker")
-    overrides = given(fit_overrides)
     specs: list[MethodSpec] = []
-    for text in names:
-        name, preset_name = parse_method(text, preset)
-        dipseg = METHODS[name].is_dipseg
-        if dipseg:
-            p = dipseg_config(name, preset_name, overrides)
-            config = config_dict(p.network, p.fit)
-            label = f"{name}:{preset_name}"
+    for item in items:
+        if isinstance(item, MethodSpec):
+            spec = item
         else:
-            config = {"method": name, "options": _baseline_defaults(name)}
-            label = name
-        config_json = json.dumps(config, sort_keys=True, separators=(",", ":"), default=list)
-        spec = MethodSpec(label, name, preset_name, tuple(sorted(overrides.items())) if dipseg else (),
-                          config_json, hashlib.sha1(config_json.encode()).hexdigest()[:12])
+            spec = method_spec(item, preset, fit_overrides if _is_dipseg(item) else None)
         if spec.label not in {s.label for s in specs}:
             specs.append(spec)
     return specs
+
+
+def _is_dipseg(text: str) -> bool:
+    m = METHODS.get(str(text).partition(":")[0])
+    return m is not None and m.is_dipseg
+
+
+SWEEP_KEYS = {"name", "method", "fit", "network"}
+"""Keys of one ``[[methods]]`` entry of a sweep file."""
+
+
+def parse_sweep(path: str | os.PathLike, preset: str | None = None,
+                fit_overrides: dict | None = None) -> tuple[list[MethodSpec], list[str]]:
+    """Read a sweep file: named method variants (and optionally label specs) for one bench run.
+
+    A TOML file::
+
+        labels = ["blobs:100", "uniform:10"]        # optional
+
+        [[methods]]
+        name = "no-box"                             # the name in the summary
+        method = "dipseg:fast"                      # as for --methods (default "dipseg")
+        fit = { box_prior = 0.0 }                   # FitConfig fields
+        network = { channels_skip = [0, 0, 4, 4, 4] }   # NetworkConfig fields
+
+    ``fit_overrides`` (e.g. ``--iterations``) apply to every DIPSEG entry under the entry's
+    own ``fit``.
+
+    Returns
+    -------
+    specs : list of MethodSpec
+    labels : list of str
+        The file's ``labels`` (empty when it has none).
+
+    Raises
+    ------
+    ValueError
+        Unreadable or malformed file, unknown keys, a bad method or option, a name that
+        is not a plain word or is used twice, or two entries with the same configuration.
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read sweep file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"sweep file {path} is not valid TOML: {exc}") from None
+    extra = set(data) - {"labels", "methods"}
+    if extra:
+        raise ValueError(f"sweep file {path}: unknown key(s) {sorted(extra)}; use 'labels' and [[methods]]")
+    entries = data.get("methods")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ValueError(f"sweep file {path}: needs at least one [[methods]] table")
+    labels = data.get("labels", [])
+    if isinstance(labels, str) or not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ValueError(f"sweep file {path}: labels must be a list of strings like \"blobs:100\"")
+    specs: list[MethodSpec] = []
+    for i, e in enumerate(entries, start=1):
+        where = f"sweep file {path}, method {i}"
+        bad = set(e) - SWEEP_KEYS
+        if bad:
+            raise ValueError(f"{where}: unknown key(s) {sorted(bad)}; allowed: {', '.join(sorted(SWEEP_KEYS))}")
+        name = e.get("name")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"{where}: name must be a word of letters, digits and . _ + - : (got {name!r})")
+        for key in ("fit", "network"):
+            if not isinstance(e.get(key, {}), dict):
+                raise ValueError(f"{where} ({name}): {key} must be a table of options")
+        text = e.get("method", "dipseg")
+        fit = (given(fit_overrides) | dict(e.get("fit", {}))) if _is_dipseg(text) else dict(e.get("fit", {}))
+        try:
+            spec = method_spec(str(text), preset, fit, dict(e.get("network", {})), label=name)
+        except ValueError as exc:
+            raise ValueError(f"{where} ({name}): {exc}") from None
+        for other in specs:
+            if other.label == spec.label:
+                raise ValueError(f"{where}: the name {name!r} is used twice")
+            if other.config_id == spec.config_id and other.method == spec.method:
+                raise ValueError(f"{where}: {name!r} has the same configuration as {other.label!r}")
+        specs.append(spec)
+    return specs, labels
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+:-]*")
 
 
 def _baseline_defaults(name: str) -> dict:
