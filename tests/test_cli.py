@@ -433,3 +433,28 @@ def test_bench_runs_a_sweep_file_of_named_variants(tmp_path):
     bad.write_text('[[methods]]\nname = "x"\nfit = { colour = 1 }\n')
     r = run("bench", "--dataset", "voc", "--root", voc, "--sweep", bad, "--labels", "uniform:2", "-o", tmp_path / "o2")
     assert r.exit_code == 2 and "bad DIPSEG option" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_progress_figure(files):
+    d, _ = files
+    r = run("segment", d / "img.png", "--labels", d / "labels.png", "-o", d / "out", "--iterations", 6,
+            "--figure-steps", "0,3,6")
+    assert r.exit_code == 0, r.output
+    with Image.open(d / "out" / "img_progress.png") as im:
+        assert im.size[0] > 4 * im.size[1] / 2  # five columns of two rows
+    meta = json.loads((d / "out" / "img_meta.json").read_text())
+    assert meta["files"]["progress_figure"].endswith("img_progress.png")
+    for extra, message in ((["--figure-steps", "0,9"], "steps must be in 0..6"),
+                           (["--figure-steps", "a"], "whole numbers"),
+                           (["--method", "grabcut", "--progress-figure"], "DIPSEG methods only")):
+        args = ["segment", d / "img.png", "--labels", d / "labels.png", "-o", d / "o2", *extra]
+        if "--method" not in extra:
+            args += ["--iterations", 6]
+        one_error_line(run(*args), message)
+
+
+def test_figure_default_steps_follow_the_poster():
+    from dipseg.figures import parse_steps
+
+    assert parse_steps(None, 200) == [0, 40, 200] and parse_steps(None, 100) == [0, 20, 100]
+    assert parse_steps("40, 0,40", 50) == [0, 40]

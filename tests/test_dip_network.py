@@ -49,3 +49,19 @@ def test_bad_config(kwargs, match):
 def test_flops_scale_with_area():
     net = SkipNet(32, 2, NetworkConfig((8, 8), (8, 8), (2, 2)))
     assert conv_flops(net, (1, 32, 64, 64)) == pytest.approx(4 * conv_flops(net, (1, 32, 32, 32)), rel=0.05)
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (37, 51)])
+def test_deep_decoder_is_a_decoder_of_1x1_convolutions(shape):
+    cfg = NetworkConfig((8, 8, 8), (8, 16, 32), (0, 0, 0), decoder="deep-decoder")
+    net = SkipNet(5, 3, cfg)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.kernel_size == (1, 1) for m in convs) and len(convs) == 4  # 3 scales + the head
+    with torch.no_grad():
+        rgb, logits = net(torch.rand(1, 5, *shape))
+    assert rgb.shape == (1, 3, *shape) and logits.shape == (1, 3, *shape)
+
+
+def test_unknown_decoder_is_refused():
+    with pytest.raises(ValueError, match="decoder must be"):
+        NetworkConfig(decoder="unet")

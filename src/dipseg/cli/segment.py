@@ -71,6 +71,8 @@ def run_segment(
     unlabelled: Optional[str] = None,
     label_format: str = "auto",
     classes_file: Optional[Path] = None,
+    progress_figure: bool = False,
+    figure_steps: Optional[str] = None,
 ) -> dict:
     """Segment one image file with one label file and write mask, overlay and metadata.
 
@@ -93,6 +95,14 @@ def run_segment(
         raise ValueError(f"--iterations and --rgb-weight apply to DIPSEG only, not to {name}")
     if save_probs and not dipseg:
         raise ValueError(f"--probs: {name} gives no class probabilities (DIPSEG methods only)")
+    if (progress_figure or figure_steps is not None) and not dipseg:
+        raise ValueError(f"--progress-figure: {name} has no training steps to show (DIPSEG methods only)")
+    steps = None
+    if progress_figure or figure_steps is not None:
+        from ..dip.presets import get_preset
+        from ..figures import parse_steps
+
+        steps = parse_steps(figure_steps, iterations if iterations is not None else get_preset(preset_name).fit.iterations)
     if label_format not in LABEL_FORMAT_CHOICES:
         raise ValueError(f"unknown --label-format {label_format!r}; choose one of: {', '.join(LABEL_FORMAT_CHOICES)}")
     unlabelled_value = parse_unlabelled(unlabelled)
@@ -125,6 +135,8 @@ def run_segment(
     outputs = {"mask": f"{stem}_mask.png", "overlay": f"{stem}_overlay.png", "meta": f"{stem}_meta.json"}
     if save_probs:
         outputs["probabilities"] = f"{stem}_probs.npy"
+    if steps is not None:
+        outputs["progress_figure"] = f"{stem}_progress.png"
     if dipseg and device != "cpu":
         from ..dip.device import resolve_device  # imports torch, which the fit needs next anyway
 
@@ -143,9 +155,22 @@ def run_segment(
     if dipseg and not quiet:
         total = iterations if iterations is not None else get_preset(preset_name).fit.iterations
         bar, cb = progress_bar(total, f"{image_path.name} [{name}:{preset_name}]")
+    snapshots: list = []
+    callback, every = cb, None
+    if steps is not None:
+        from ..figures import Snapshot
+
+        def callback(p, bar_cb=cb):
+            # the preview of iteration i is the network after i - 1 steps
+            if p.rgb is not None and p.iteration - 1 in steps and all(s.step != p.iteration - 1 for s in snapshots):
+                snapshots.append(Snapshot(p.iteration - 1, p.preview, p.rgb))
+            if bar_cb is not None:
+                bar_cb(p)
+
+        every = 1
     try:
-        seg = segment(image, labels, method, preset=preset_name, seed=seed, device=device, callback=cb,
-                      threads=threads, **overrides)
+        seg = segment(image, labels, method, preset=preset_name, seed=seed, device=device, callback=callback,
+                      preview_every=every, threads=threads, **overrides)
     finally:
         if bar is not None:
             bar.close()
@@ -156,6 +181,15 @@ def run_segment(
     if save_probs:
         files["probabilities"] = out / outputs["probabilities"]
         np.save(files["probabilities"], seg.probabilities)
+    if steps is not None:
+        from ..figures import Snapshot, progress_figure as draw
+
+        last = seg.info.get("iterations", 0)
+        if last in steps and seg.state is not None and all(s.step != last for s in snapshots):
+            snapshots.append(Snapshot(last, *_network_view(seg)))
+        shown = [s for s in sorted(snapshots, key=lambda s: s.step)]
+        files["progress_figure"] = draw(image, labels, shown, seg.classes, out / outputs["progress_figure"],
+                                        title=f"{image_path.name}: {name}:{preset_name}, seed {seed}")
     files["meta"] = out / outputs["meta"]
     meta = seg.metadata() | {
         "image": str(image_path),
@@ -176,6 +210,18 @@ def run_segment(
         for k, v in files.items():
             typer.echo(f"  {k:13s} {v}")
     return meta
+
+
+def _network_view(seg) -> tuple:
+    """Class map and RGB of a finished fit's network at working resolution (the figure's last step)."""
+    import numpy as np
+    import torch
+
+    state = seg.state
+    with torch.no_grad():
+        rgb, logits = state.model(state.net_input)
+    classes = np.asarray(state.class_ids)[logits.argmax(1)[0].cpu().numpy()]
+    return classes, (rgb[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def segment_cmd(
@@ -204,8 +250,14 @@ def segment_cmd(
     threads: int = typer.Option(DEFAULT_THREADS, "--threads", min=1, metavar="N",
                                 help="torch threads; the result depends on them and they are recorded in the metadata. "
                                      "One stays fast on a busy machine (README, Threads)."),
+    progress_figure: bool = typer.Option(False, "--progress-figure",
+                                         help="Also write IMAGE_progress.png: the mask and RGB reconstruction at chosen steps (DIPSEG)."),
+    figure_steps: Optional[str] = typer.Option(None, "--figure-steps", metavar="S1,S2,...",
+                                               help="Steps shown by --progress-figure (default: 0, a fifth and all of the steps, "
+                                                    "as the poster's 0/40/200)."),
 ) -> None:
     """Segment IMAGE from the sparse labels in --labels; writes mask, overlay and metadata into -o."""
     with user_errors():
         run_segment(image, labels, out, method, preset, iterations, rgb_weight, seed, device, max_pixels,
-                    num_classes, probs, threads, unlabelled=unlabelled, label_format=label_format, classes_file=classes)
+                    num_classes, probs, threads, unlabelled=unlabelled, label_format=label_format, classes_file=classes,
+                    progress_figure=progress_figure, figure_steps=figure_steps)

@@ -23,18 +23,23 @@ def make_input(image_t: torch.Tensor, cfg: FitConfig, generator: torch.Generator
     -------
     Tensor (1, input_channels(cfg), h, w)
         Uniform noise in ``[0, input_scale)``, then the image minus 0.5, then y and x in
-        ``[-0.5, 0.5]``, as ``cfg.input`` asks.
+        ``[-0.5, 0.5]``, as ``cfg.input`` asks (:func:`image_channels` says where the image is).
     """
     _, _, h, w = image_t.shape
     noise = torch.rand((1, cfg.input_channels, h, w), generator=generator, device=image_t.device) * cfg.input_scale
     parts = [noise]
-    if cfg.input != "noise":
+    if "image" in cfg.input:
         parts.append(image_t - 0.5)
-    if cfg.input == "noise+image+xy":
+    if cfg.input.endswith("xy"):
         ys = torch.linspace(-0.5, 0.5, h, device=image_t.device).view(1, 1, h, 1).expand(1, 1, h, w)
         xs = torch.linspace(-0.5, 0.5, w, device=image_t.device).view(1, 1, 1, w).expand(1, 1, h, w)
         parts += [ys, xs]
     return torch.cat(parts, 1)
+
+
+def image_channels(cfg: FitConfig) -> slice | None:
+    """Which channels of :func:`make_input`'s tensor hold the image (None if it has none)."""
+    return slice(cfg.input_channels, cfg.input_channels + 3) if "image" in cfg.input else None
 
 
 def build_network(network: NetworkConfig, config: FitConfig, num_classes: int) -> SkipNet:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-INPUT_MODES = ("noise", "noise+image", "noise+image+xy")
-"""What the network sees: noise alone (the paper), or noise with the image (and pixel coordinates)."""
+INPUT_MODES = ("noise", "noise+image", "noise+image+xy", "noise+xy")
+"""What the network sees: noise alone (the paper), or noise with the image and/or pixel coordinates."""
 
 REFINERS = ("none", "guided", "random-walk")
 """Full-resolution refinements of the class probabilities."""
@@ -35,6 +35,11 @@ class NetworkConfig:
         Kernel size of the down and up 3x3 convolutions.
     need_1x1_up : bool
         Extra 1x1 conv after each up convolution (official default True).
+    decoder : {"skip", "deep-decoder"}
+        ``skip``: DIP's encoder-decoder. ``deep-decoder``: a decoder only (Heckel & Hand,
+        ICLR 2019): the input average-pooled to the coarsest scale, then per scale a 1x1
+        convolution, x2 upsampling, LeakyReLU and BatchNorm, with ``channels_up`` widths
+        (``channels_down``, ``channels_skip``, ``filter_size`` and ``need_1x1_up`` unused).
     """
 
     channels_down: tuple[int, ...] = (128, 128, 128, 128, 128)
@@ -43,6 +48,7 @@ class NetworkConfig:
     upsample: str = "bilinear"
     filter_size: int = 3
     need_1x1_up: bool = True
+    decoder: str = "skip"
 
     def __post_init__(self) -> None:
         depth = len(self.channels_down)
@@ -51,6 +57,8 @@ class NetworkConfig:
                 "channels_down, channels_up and channels_skip must have the same, non-zero length; got "
                 f"{len(self.channels_down)}, {len(self.channels_up)}, {len(self.channels_skip)}"
             )
+        if self.decoder not in ("skip", "deep-decoder"):
+            raise ValueError(f"decoder must be 'skip' or 'deep-decoder', got {self.decoder!r}")
         if self.upsample not in ("bilinear", "nearest"):
             raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
         if any(c < 1 for c in self.channels_down + self.channels_up) or any(c < 0 for c in self.channels_skip):
@@ -140,6 +148,21 @@ class FitConfig:
         Fraction of pixels.
     check_every : int
         Iterations between early-stop checks (and the default preview interval).
+    views : int
+        Views of the image per step (:mod:`dipseg.dip.augment`): the image itself plus
+        ``views - 1`` random flips / crops / colour changes, applied consistently to the
+        input and every target, in one batch.
+    view_flip : bool
+        Augmented views are mirrored at random.
+    view_scale : float in (0, 1]
+        Smallest crop (fraction of the side) of an augmented view, rescaled to the working size.
+    view_colour : float
+        Brightness and contrast change of an augmented view, up to this fraction.
+    tta_flip : bool
+        The final prediction averages the image and its mirror image.
+    use_network : bool
+        False skips the network altogether: the class probabilities are the priors,
+        colour models and refinement alone (the "no network" ablation).
     """
 
     iterations: int = 300
@@ -171,6 +194,12 @@ class FitConfig:
     early_stop: bool = False
     early_stop_tol: float = 0.005
     check_every: int = 25
+    views: int = 1
+    view_flip: bool = True
+    view_scale: float = 0.8
+    view_colour: float = 0.1
+    tta_flip: bool = False
+    use_network: bool = True
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -190,6 +219,9 @@ class FitConfig:
             )
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if self.views < 1 or not 0 < self.view_scale <= 1 or self.view_colour < 0:
+            raise ValueError(f"views must be >= 1, view_scale in (0, 1] and view_colour >= 0, got "
+                             f"{self.views}, {self.view_scale}, {self.view_colour}")
 
 
 def config_dict(network: NetworkConfig, config: FitConfig) -> dict:
@@ -208,7 +240,7 @@ def given(overrides: dict[str, Any] | None) -> dict[str, Any]:
 
 def input_channels(config: FitConfig) -> int:
     """Channels of the network's input for ``config.input``: noise, + RGB, + (y, x)."""
-    return config.input_channels + (0 if config.input == "noise" else 3) + (2 if config.input.endswith("xy") else 0)
+    return config.input_channels + (3 if "image" in config.input else 0) + (2 if config.input.endswith("xy") else 0)
 
 
 def working_shape(shape: tuple[int, int], working_size: int | None) -> tuple[int, int]:

@@ -18,7 +18,8 @@ import torch
 from torch.nn import functional as F
 
 from ..labels import IGNORE, labelled_classes, validate_image, validate_labels
-from .build import build_network, make_input
+from .augment import Views, flip_average
+from .build import build_network, image_channels, make_input
 from .config import FitConfig, NetworkConfig, fit_shape
 from .device import resolve_device, torch_threads
 from .losses import PairwisePotts
@@ -45,6 +46,10 @@ class Progress:
         ``preview_every`` steps and at the last one.
     elapsed : float
         Seconds since the fit started.
+    rgb : ndarray (h, w, 3) uint8 or None
+        The network's RGB reconstruction of the image, with every network preview (None
+        for the quick preview). A preview at iteration ``i`` shows the network after
+        ``i - 1`` Adam steps (the prediction that step ``i`` trained on).
     """
 
     iteration: int
@@ -52,6 +57,7 @@ class Progress:
     losses: dict[str, float]
     preview: np.ndarray | None
     elapsed: float
+    rgb: np.ndarray | None = None
 
 
 Callback = Callable[[Progress], "bool | None"]
@@ -299,20 +305,36 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
             stopped = "cancelled"
     pairwise = PairwisePotts(image_t, cfg.pairwise_sigma) if cfg.pairwise_weight > 0 else None
     jitter = JitterField(net_input.shape, cfg.reg_noise_std, gen, dev) if cfg.reg_noise_std > 0 else None
+    views = Views(cfg, gen, image_channels(cfg)) if cfg.views > 1 else None
     prev_pred: torch.Tensor | None = None
     ema: torch.Tensor | None = None
     logits = None
-    for it in range(1, cfg.iterations + 1 if stopped == "done" else 1):
-        rgb, logits = model(net_input if jitter is None else net_input + jitter.next())
-        if prior_t is not None:
-            logits = logits + prior_t
-        point_logits = F.grid_sample(logits, grid, mode="bilinear", align_corners=False)[0, :, 0].T
-        ce = (F.cross_entropy(point_logits, targets, reduction="none") * point_w).sum()
+    steps = cfg.iterations if cfg.use_network else 0
+    for it in range(1, steps + 1 if stopped == "done" else 1):
+        x = net_input if jitter is None else net_input + jitter.next()
+        if views is None:
+            x_b, image_b, prior_b, grid_b, valid = x, image_t, prior_t, grid, None
+        else:
+            vb = views.batch(x, image_t, prior_t, grid)
+            x_b, image_b, prior_b, grid_b, valid = vb.inputs, vb.images, vb.priors, vb.grid, vb.valid
+        rgb, logits_b = model(x_b)
+        if prior_b is not None:
+            logits_b = logits_b + prior_b
+        point_b = F.grid_sample(logits_b, grid_b, mode="bilinear", align_corners=False)[:, :, 0]  # (V, k, P)
+        ce_b = F.cross_entropy(point_b, targets.expand(len(point_b), -1), reduction="none") * point_w
+        if valid is None:
+            ce = ce_b.sum()
+        else:
+            # each view's CE over its visible labelled pixels, re-normalised, then averaged over views
+            ce_b = ce_b * valid
+            ce = (ce_b.sum(1) / (point_w * valid).sum(1).clamp_min(1e-8)).mean()
+        logits, point_logits = logits_b[:1], point_b[0].T
         loss = ce
-        rgb_loss = F.mse_loss(rgb, image_t) if cfg.rgb_weight > 0 else torch.zeros((), device=dev)
+        rgb_loss = F.mse_loss(rgb, image_b) if cfg.rgb_weight > 0 else torch.zeros((), device=dev)
         loss = loss + cfg.rgb_weight * rgb_loss
         pw = torch.zeros((), device=dev)
         if pairwise is not None:
+            # on the image itself (view 0): its weights are computed once per fit
             pw = pairwise(torch.softmax(logits, 1))
             loss = loss + cfg.pairwise_weight * pw
         optimizer.zero_grad(set_to_none=True)
@@ -336,8 +358,11 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
                             stopped = "early"
                     prev_pred = pred
         if callback is not None:
-            preview = predict_work(logits.detach()) if (want_preview or stopped == "early") else None
-            if callback(Progress(it, cfg.iterations, losses, preview, time.perf_counter() - t0)) is False:
+            preview = rgb_view = None
+            if want_preview or stopped == "early":
+                preview = predict_work(logits.detach())
+                rgb_view = (rgb[0].detach().permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+            if callback(Progress(it, cfg.iterations, losses, preview, time.perf_counter() - t0, rgb_view)) is False:
                 stopped = "cancelled"
         if stopped != "done":
             break
@@ -345,7 +370,12 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     # Final prediction from the un-jittered input. BatchNorm stays in training mode (batch
     # statistics of this one image), as in the official DIP code: that is what the fit saw.
     with torch.no_grad():
-        _, logits = model(net_input)
+        if not cfg.use_network:
+            logits = torch.zeros((1, k, h, w), device=dev)
+        elif cfg.tta_flip:
+            logits = flip_average(model, net_input)
+        else:
+            _, logits = model(net_input)
 
     prob = None
     if stopped != "cancelled":

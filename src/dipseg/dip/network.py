@@ -59,8 +59,32 @@ class _Scale(nn.Module):
         return self.up(self.bn(y))
 
 
+class _DeepDecoder(nn.Module):
+    """Heckel & Hand's deep decoder as a body: 1x1 conv -> upsample -> LeakyReLU -> BN per scale."""
+
+    def __init__(self, cin: int, cfg: NetworkConfig):
+        super().__init__()
+        self.depth, self.mode = cfg.depth, cfg.upsample
+        widths = list(reversed(cfg.channels_up))  # coarsest first
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip([cin, *widths[:-1]], widths))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(b) for b in widths)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sizes = [x.shape[-2:]]
+        for _ in range(self.depth):
+            sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+        y = F.adaptive_avg_pool2d(x, sizes[-1])
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            size = sizes[self.depth - 1 - i]
+            y = F.interpolate(conv(y), size=size, mode=self.mode,
+                              **({"align_corners": False} if self.mode == "bilinear" else {}))
+            y = norm(self.act(y))
+        return y
+
+
 class SkipNet(nn.Module):
-    """DIP skip network with an RGB head and a class head.
+    """DIP skip network (or a deep decoder, ``config.decoder``) with an RGB head and a class head.
 
     Parameters
     ----------
@@ -83,7 +107,7 @@ class SkipNet(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.config = config
         self.num_classes = num_classes
-        self.body = _Scale(in_channels, config, 0)
+        self.body = _DeepDecoder(in_channels, config) if config.decoder == "deep-decoder" else _Scale(in_channels, config, 0)
         self.head = nn.Conv2d(config.channels_up[0], 3 + num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
