@@ -26,6 +26,8 @@ def test_input_channels(mode, channels):
 
 
 def test_bad_config():
+    with pytest.raises(ValueError, match="network_coverage"):
+        FitConfig(network_coverage=-0.1)
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

@@ -89,3 +89,38 @@ def test_prepared_stage_equals_the_whole_stage(refine):
     prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0)
     np.testing.assert_array_equal(finish_full_resolution(prepared, logits), whole)
     assert whole.shape == (40, 40, 3)
+
+
+def test_network_scale_grows_with_label_coverage_and_caps_at_one():
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import network_scale
+
+    ids = np.array([0, 1])
+    compact = np.full((100, 100), IGNORE)
+    compact[10:14, 10:14] = 0
+    compact[80:84, 80:84] = 1
+    spread = np.full((100, 100), IGNORE)
+    spread[::9, 0:50:9] = 0
+    spread[::9, 50::9] = 1
+    cfg = FitConfig(network_coverage=0.3)
+    low, high = network_scale(compact, ids, cfg), network_scale(spread, ids, cfg)
+    assert 0 <= low < 0.2 and high == 1.0
+    assert network_scale(compact, ids, FitConfig()) == 1.0  # off by default
+    assert network_scale(compact, ids, FitConfig(network_coverage=0.3, network_coverage_power=0)) == 1.0
+
+
+def test_zero_network_scale_leaves_the_priors_alone():
+    import torch
+
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img, gt = three_regions(40, noise=4)
+    labels = seeds_from(gt, 3)
+    ids = np.array([0, 1, 2])
+    cfg = FitConfig(refine="random-walk", refine_size=24, box_prior=3.0, colour_weight=6.0)
+    prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0)
+    prepared.scale = 0.0
+    a = finish_full_resolution(prepared, torch.randn(1, 3, 20, 20))
+    b = finish_full_resolution(prepared, torch.zeros(1, 3, 20, 20))
+    np.testing.assert_allclose(a, b, atol=1e-6)

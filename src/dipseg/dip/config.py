@@ -163,6 +163,15 @@ class FitConfig:
     use_network : bool
         False skips the network altogether: the class probabilities are the priors,
         colour models and refinement alone (the "no network" ablation).
+    network_coverage : float
+        Trust the network's class logits by how well the labels cover the classes: they are
+        multiplied by ``min(1, c / network_coverage) ** network_coverage_power``, with ``c``
+        the labels' :func:`dipseg.dip.colour.coverage_weight`, before the priors are added.
+        A net fitted to a few compact blobs is confidently wrong far from them, and the
+        box and colour priors and the random walk then do better alone; with labels spread
+        over each class the network keeps its full weight. 0 disables the scaling.
+    network_coverage_power : float
+        Exponent of that weight (>= 0).
     """
 
     iterations: int = 300
@@ -200,6 +209,8 @@ class FitConfig:
     view_colour: float = 0.1
     tta_flip: bool = False
     use_network: bool = True
+    network_coverage: float = 0.0
+    network_coverage_power: float = 2.0
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -219,6 +230,9 @@ class FitConfig:
             )
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if self.network_coverage < 0 or self.network_coverage_power < 0:
+            raise ValueError(f"network_coverage and network_coverage_power must be >= 0, got "
+                             f"{self.network_coverage}, {self.network_coverage_power}")
         if self.views < 1 or not 0 < self.view_scale <= 1 or self.view_colour < 0:
             raise ValueError(f"views must be >= 1, view_scale in (0, 1] and view_colour >= 0, got "
                              f"{self.views}, {self.view_scale}, {self.view_colour}")

@@ -42,6 +42,14 @@ SLIM = NetworkConfig(
     upsample="bilinear",
 )
 
+# Four scales are enough at 64 px (the fifth would work on 4x3 pixels); docs/study.md.
+FAST = NetworkConfig(
+    channels_down=(16, 32, 64, 128),
+    channels_up=(16, 32, 64, 128),
+    channels_skip=(4, 4, 4, 4),
+    upsample="bilinear",
+)
+
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         "paper",
@@ -60,20 +68,22 @@ PRESETS: dict[str, Preset] = {
     ),
     "fast": Preset(
         "fast",
-        SLIM,
+        FAST,
         FitConfig(
-            iterations=100,
-            working_size=96,
+            iterations=30,
+            working_size=64,
             input="noise+image+xy",
             pairwise_weight=1.0,
-            box_prior=3.0,
+            box_prior=6.0,
             colour_weight=6.0,
+            network_coverage=0.3,
             refine="random-walk",
         ),
-        "Default. Noise plus image and coordinates as input, an appearance-weighted pairwise "
-        "loss, a box prior around each class's labels, 96 px working size, 100 steps, then a "
-        "random walker seeded by the labels that uses the network's probabilities, plus "
-        "per-class colour models, as a prior.",
+        "Default. Noise plus image and coordinates as input, four scales of slim widths, an "
+        "appearance-weighted pairwise loss, 64 px working size, 30 steps; then, at 256 px, a "
+        "box prior around each class's labels and per-class colour models added to the "
+        "network's logits (which count less when the labels cover little of each class), "
+        "and a random walker seeded by the labels, snapped to full resolution.",
     ),
 }
 

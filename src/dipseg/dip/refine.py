@@ -268,10 +268,19 @@ def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, c
     return out
 
 
-def _probs(logits: "torch.Tensor", shape: tuple[int, int], prior: np.ndarray | None) -> np.ndarray:
-    """Softmax of the logits resized to ``shape`` plus an additive log-prior, ``(h, w, k)`` float32."""
+def network_scale(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig) -> float:
+    """The factor on the network's logits (``FitConfig.network_coverage``), in ``[0, 1]``."""
+    if cfg.network_coverage <= 0:
+        return 1.0
+    return min(1.0, coverage_weight(labels, class_ids) / cfg.network_coverage) ** cfg.network_coverage_power
+
+
+def _probs(logits: "torch.Tensor", shape: tuple[int, int], prior: np.ndarray | None, scale: float = 1.0) -> np.ndarray:
+    """Softmax of ``scale`` times the logits resized to ``shape`` plus an additive log-prior, ``(h, w, k)`` float32."""
     up = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False) if logits.shape[-2:] != shape else logits
     up = up[0].cpu().numpy()
+    if scale != 1.0:
+        up = up * np.float32(scale)
     if prior is not None:
         up = up + prior
     return torch.softmax(torch.from_numpy(up), 0).permute(1, 2, 0).numpy().astype(np.float32)
@@ -305,6 +314,8 @@ class Prepared:
         The factorised random walk at ``stage_shape`` (``refine="random-walk"``).
     guide : GuidedFilter or None
         The full-resolution guided filter (``refine="guided"``, or after a smaller random walk).
+    scale : float
+        Factor on the network's logits (:func:`network_scale`).
     """
 
     shape: tuple[int, int]
@@ -312,6 +323,7 @@ class Prepared:
     prior: np.ndarray | None
     walk: RandomWalk | None
     guide: GuidedFilter | None
+    scale: float = 1.0
 
 
 def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
@@ -352,11 +364,11 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, cfg.refine_strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
-        return Prepared((H, W), rs, prior, walk, guide)
+        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg))
     _check(should_stop)
     prior = _logit_prior(image, labels, class_ids, cfg, seed)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
-    return Prepared((H, W), (H, W), prior, None, guide)
+    return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg))
 
 
 def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
@@ -381,7 +393,7 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
 
     H, W = prepared.shape
     _check(should_stop)
-    prob = _probs(logits, prepared.stage_shape, prepared.prior)
+    prob = _probs(logits, prepared.stage_shape, prepared.prior, prepared.scale)
     if prepared.walk is not None:
         _check(should_stop)
         prob = prepared.walk.solve(prob)
