@@ -9,7 +9,8 @@ brought back to full resolution by :func:`dipseg.dip.refine.full_resolution`.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -242,18 +243,69 @@ def fit(
         # The full-resolution stage needs the image and labels only: its heavy half (colour
         # mixtures, the random walk's sparse LU, the guide's statistics) runs on its own
         # core while the network trains, instead of after it.
-        with ThreadPoolExecutor(1, thread_name_prefix="dipseg-prepare") as pool:
-            prepared = pool.submit(prepare_full_resolution, image, labels, class_ids, config, seed, should_stop)
+        logits_box: Future = Future()
+        job = _prepare_pool().submit(_prepare_then_finish, image, labels, class_ids, config, seed, should_stop,
+                                     logits_box)
+
+        def finish(logits):
+            logits_box.set_result(logits)
+            return job.result()
+
+        try:
             with torch_threads(threads - 1):
                 return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every,
-                            warm_start, t0, prepared.result)
+                            warm_start, t0, finish)
+        finally:
+            if not logits_box.done():  # the fit failed or was cancelled: no refinement wanted
+                logits_box.set_result(None)
+            wait([job])  # a failed fit still leaves no work behind
     with torch_threads(threads):
         return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
-                    lambda: prepare_full_resolution(image, labels, class_ids, config, seed, should_stop))
+                    lambda logits: finish_full_resolution(
+                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop), logits,
+                        should_stop))
+
+
+def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, logits_box: Future):
+    """The whole full-resolution stage on one worker thread: prepare, wait for the logits, finish.
+
+    Everything the stage allocates is also freed on this thread: arrays made on one thread
+    and freed on another were never given back to the system (glibc), and the resident
+    memory grew by ~50 MiB per fit (docs/performance.md).
+    """
+    try:
+        prepared = prepare_full_resolution(image, labels, class_ids, config, seed, should_stop)
+    except Stopped:
+        prepared = None
+    logits = logits_box.result()
+    if logits is None:
+        return None
+    if prepared is None:
+        raise Stopped()
+    prob = finish_full_resolution(prepared, logits, should_stop)
+    del prepared
+    return prob
+
+
+_PREPARE_POOL: ThreadPoolExecutor | None = None
+_PREPARE_LOCK = threading.Lock()
+
+
+def _prepare_pool() -> ThreadPoolExecutor:
+    """The threads that run full-resolution stages beside the fits, shared by the whole process.
+
+    Started once rather than per fit. Two workers, so that two fits running side by side
+    in one process (the web server's jobs) do not queue behind each other.
+    """
+    global _PREPARE_POOL
+    with _PREPARE_LOCK:
+        if _PREPARE_POOL is None:
+            _PREPARE_POOL = ThreadPoolExecutor(2, thread_name_prefix="dipseg-prepare")
+        return _PREPARE_POOL
 
 
 def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_every, warm_start, t0,
-         prepared: Callable) -> FitResult:
+         finish: Callable) -> FitResult:
     H, W = image.shape[:2]
     k = len(class_ids)
     h, w = fit_shape((H, W), network, cfg)
@@ -381,7 +433,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     if stopped != "cancelled":
         try:
             # a cancel that comes after the last step must not wait for the whole refinement
-            prob = finish_full_resolution(prepared(), logits, getattr(callback, "should_stop", None))
+            prob = finish(logits)
         except Stopped:
             stopped = "cancelled"
     if prob is None:
