@@ -228,3 +228,23 @@ def test_jitter_windows_are_seeded_and_differ_per_step():
     steps = [a.next().clone() for _ in range(4)]
     assert all(torch.equal(s, b.next()) for s in steps)
     assert steps[0].shape == (1, 2, 8, 8) and not torch.equal(steps[0], steps[1])
+
+
+def test_fused_adam_matches_torchs_fused_adam():
+    import copy
+
+    import torch
+
+    from dipseg.dip.fit import FusedAdam
+
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Conv2d(8, 2, 1))
+    b = copy.deepcopy(a)
+    reference, ours = torch.optim.Adam(a.parameters(), lr=0.01, fused=True), FusedAdam(b.parameters(), 0.01)
+    x = torch.randn(2, 3, 16, 16)
+    for _ in range(4):
+        for model, opt in ((a, reference), (b, ours)):
+            opt.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+            opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

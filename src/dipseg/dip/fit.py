@@ -76,7 +76,7 @@ class FitState:
     """Network, optimiser and input of a finished fit, reusable as a warm start."""
 
     model: SkipNet
-    optimizer: torch.optim.Optimizer
+    optimizer: "FusedAdam | torch.optim.Optimizer"
     net_input: torch.Tensor
     class_ids: tuple[int, ...]
     work_shape: tuple[int, int]
@@ -158,16 +158,56 @@ JITTER_MARGIN = 32
 """Extra pixels per side of a :class:`JitterField` (33 x 33 different windows)."""
 
 
-def make_optimizer(model: torch.nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
+class FusedAdam:
+    """Adam (torch's defaults: betas 0.9 / 0.999, eps 1e-8, no weight decay) in one fused kernel.
+
+    The same update as ``torch.optim.Adam(params, lr, fused=True)``, called directly:
+    torch's optimizer classes import ``torch._dynamo`` on first use, ~3 s of a cold
+    ``dipseg segment`` that has one second for everything (docs/performance.md).
+
+    Parameters
+    ----------
+    params : iterable of Tensor
+    lr : float
+    """
+
+    betas = (0.9, 0.999)
+    eps = 1e-8
+
+    def __init__(self, params, lr: float):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr = float(lr)
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not idx:
+            return
+        steps = [self.steps[i] for i in idx]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            [self.params[i] for i in idx], [self.params[i].grad for i in idx], [self.exp_avg[i] for i in idx],
+            [self.exp_avg_sq[i] for i in idx], [], steps, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+            weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False,
+        )
+
+
+def make_optimizer(model: torch.nn.Module, cfg: FitConfig):
     """Adam on the network's weights, fused into one kernel where torch offers it.
 
     The network has over a hundred small parameter tensors; the per-tensor Adam spent
     about a sixth of a CPU fit updating them one by one (docs/performance.md).
     """
-    try:
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # torch or device without a fused Adam
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if hasattr(torch, "_fused_adam_"):
+        return FusedAdam(model.parameters(), cfg.lr)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)  # pragma: no cover - older torch
 
 
 def fit(
