@@ -86,6 +86,13 @@ PRESETS: dict[str, Preset] = {
         "and a random walker seeded by the labels, snapped to full resolution.",
     ),
 }
+PRESETS["lite"] = Preset(
+    "lite",
+    replace(FAST, channels_down=(8, 16, 32, 64), channels_up=(8, 16, 32, 64)),
+    PRESETS["fast"].fit,
+    "The default with half its widths: as accurate on VOC train images and about a quarter "
+    "faster (docs/study.md, architecture sweep).",
+)
 
 DEFAULT_PRESET = "fast"
 
