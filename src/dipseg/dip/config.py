@@ -163,6 +163,21 @@ class FitConfig:
     use_network : bool
         False skips the network altogether: the class probabilities are the priors,
         colour models and refinement alone (the "no network" ablation).
+    box_tightness : float
+        With boxes (``segment(..., boxes=...)``): weight of the tightness loss, every row
+        and column of a box holds its object (:class:`dipseg.dip.boxterm.BoxTightness`);
+        0 disables it. Unused without boxes.
+    box_outside : float
+        With boxes: nats subtracted from a box class's logits outside its own boxes.
+    box_points : int
+        With boxes: background pixels outside every box that the cross-entropy sees
+        (a seeded subset; all of them seed the refinement and the final map).
+    box_colour : bool
+        With boxes: fit each box class's colour model to its boxes' pixels (GrabCut's
+        rectangle initialisation) rather than to labelled pixels only.
+    box_fit_colour : float
+        With boxes: weight of the colour models (at working resolution) added to the
+        logits during the fit too, not only at the full-resolution stage; 0 disables it.
     """
 
     iterations: int = 300
@@ -200,6 +215,11 @@ class FitConfig:
     view_colour: float = 0.1
     tta_flip: bool = False
     use_network: bool = True
+    box_tightness: float = 1.0
+    box_outside: float = 6.0
+    box_points: int = 4000
+    box_colour: bool = True
+    box_fit_colour: float = 0.0
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -219,6 +239,9 @@ class FitConfig:
             )
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if self.box_tightness < 0 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:
+            raise ValueError(f"box_tightness, box_outside and box_fit_colour must be >= 0 and box_points >= 1, got "
+                             f"{self.box_tightness}, {self.box_outside}, {self.box_fit_colour}, {self.box_points}")
         if self.views < 1 or not 0 < self.view_scale <= 1 or self.view_colour < 0:
             raise ValueError(f"views must be >= 1, view_scale in (0, 1] and view_colour >= 0, got "
                              f"{self.views}, {self.view_scale}, {self.view_colour}")
