@@ -111,22 +111,33 @@ class BoxTightness:
         The fit's classes (columns of the probabilities).
     full_shape, shape : (H, W), (h, w)
         The image's and the grid's size.
+    slack : float
+        Fraction of a box's height (width) at its top and bottom (left and right) whose rows
+        (columns) are not bags: a drawn box is rarely tight to the pixel, and a loose one
+        (the GrabCut set's 10 % margin) has empty rows along its edges.
     """
 
     def __init__(self, boxes: Sequence[Box], class_ids: np.ndarray, full_shape: tuple[int, int],
-                 shape: tuple[int, int]):
+                 shape: tuple[int, int], slack: float = 0.0):
         index = {int(c): i for i, c in enumerate(class_ids)}
-        self.items = [(index[b.cls], work_slices(b, full_shape, shape)) for b in boxes if b.cls in index]
+        self.items = []
+        for b in boxes:
+            if b.cls not in index:
+                continue
+            r0, r1, c0, c1 = work_slices(b, full_shape, shape)
+            dr, dc = int(round(slack * (r1 - r0))), int(round(slack * (c1 - c0)))
+            rows = (r0 + dr, max(r1 - dr, r0 + dr + 1))
+            cols = (c0 + dc, max(c1 - dc, c0 + dc + 1))
+            self.items.append((index[b.cls], (r0, r1, c0, c1), rows, cols))
 
     def __call__(self, prob: torch.Tensor) -> torch.Tensor:
         """The loss for probabilities ``prob`` (1, k, h, w); a scalar tensor."""
         total = prob.new_zeros(())
         if not self.items:
             return total
-        for i, (r0, r1, c0, c1) in self.items:
-            p = prob[0, i, r0:r1, c0:c1]
-            rows = p.amax(1).clamp_min(1e-6).log().mean()
-            cols = p.amax(0).clamp_min(1e-6).log().mean()
+        for i, (r0, r1, c0, c1), (br0, br1), (bc0, bc1) in self.items:
+            rows = prob[0, i, br0:br1, c0:c1].amax(1).clamp_min(1e-6).log().mean()
+            cols = prob[0, i, r0:r1, bc0:bc1].amax(0).clamp_min(1e-6).log().mean()
             total = total - (rows + cols) / 2
         return total / len(self.items)
 

@@ -167,6 +167,9 @@ class FitConfig:
         With boxes (``segment(..., boxes=...)``): weight of the tightness loss, every row
         and column of a box holds its object (:class:`dipseg.dip.boxterm.BoxTightness`);
         0 disables it. Unused without boxes.
+    box_slack : float
+        With boxes: fraction of a box's height / width along each edge exempt from the
+        tightness loss (drawn boxes are a little loose).
     box_outside : float
         With boxes: nats subtracted from a box class's logits outside its own boxes.
     box_points : int
@@ -216,6 +219,7 @@ class FitConfig:
     tta_flip: bool = False
     use_network: bool = True
     box_tightness: float = 1.0
+    box_slack: float = 0.1
     box_outside: float = 6.0
     box_points: int = 4000
     box_colour: bool = True
@@ -239,9 +243,9 @@ class FitConfig:
             )
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
-        if self.box_tightness < 0 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:
-            raise ValueError(f"box_tightness, box_outside and box_fit_colour must be >= 0 and box_points >= 1, got "
-                             f"{self.box_tightness}, {self.box_outside}, {self.box_fit_colour}, {self.box_points}")
+        if self.box_tightness < 0 or not 0 <= self.box_slack < 0.5 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:
+            raise ValueError(f"box_tightness, box_outside and box_fit_colour must be >= 0, box_slack in [0, 0.5) and "
+                             f"box_points >= 1, got {self.box_slack}, {self.box_tightness}, {self.box_outside}, {self.box_fit_colour}, {self.box_points}")
         if self.views < 1 or not 0 < self.view_scale <= 1 or self.view_colour < 0:
             raise ValueError(f"views must be >= 1, view_scale in (0, 1] and view_colour >= 0, got "
                              f"{self.views}, {self.view_scale}, {self.view_colour}")

@@ -330,7 +330,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
             cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
         colour_t = torch.from_numpy(colour)[None].to(dev)
         prior_t = colour_t if prior_t is None else prior_t + colour_t
-    tightness = BoxTightness(boxes, class_ids, (H, W), (h, w)) if boxes and cfg.box_tightness > 0 else None
+    tightness = BoxTightness(boxes, class_ids, (H, W), (h, w), cfg.box_slack) if boxes and cfg.box_tightness > 0 else None
 
     def predict_work(logits: torch.Tensor) -> np.ndarray:
         return class_ids[logits.argmax(1)[0].cpu().numpy()]
