@@ -178,6 +178,11 @@ class FitConfig:
     box_colour : bool
         With boxes: fit each box class's colour model to its boxes' pixels (GrabCut's
         rectangle initialisation) rather than to labelled pixels only.
+    box_refine_strength : float
+        With boxes: ``refine_strength`` of the random-walk refinement. The background
+        outside the boxes seeds the walk and a box may hold no seed of its object, so the
+        network's probabilities must be trusted more than with seeds of every class
+        (spread about ``1/sqrt(strength)`` pixels).
     box_fit_colour : float
         With boxes: weight of the colour models (at working resolution) added to the
         logits during the fit too, not only at the full-resolution stage; 0 disables it.
@@ -223,6 +228,7 @@ class FitConfig:
     box_outside: float = 6.0
     box_points: int = 4000
     box_colour: bool = True
+    box_refine_strength: float = 1e-3
     box_fit_colour: float = 0.0
 
     def __post_init__(self) -> None:
@@ -243,6 +249,8 @@ class FitConfig:
             )
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if self.box_refine_strength <= 0:
+            raise ValueError(f"box_refine_strength must be > 0, got {self.box_refine_strength}")
         if self.box_tightness < 0 or not 0 <= self.box_slack < 0.5 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:
             raise ValueError(f"box_tightness, box_outside and box_fit_colour must be >= 0, box_slack in [0, 0.5) and "
                              f"box_points >= 1, got {self.box_slack}, {self.box_tightness}, {self.box_outside}, {self.box_fit_colour}, {self.box_points}")

@@ -269,7 +269,7 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     prior = np.exp(prior - prior.max(0, keepdims=True))
     prior /= prior.sum(0, keepdims=True)
     prob = random_walk_refine(small, np.moveaxis(prior, 0, -1), downscale_labels(labels, (h, w)), class_ids,
-                              cfg.refine_strength, cfg.refine_beta)
+                              cfg.box_refine_strength if boxes else cfg.refine_strength, cfg.refine_beta)
     return class_ids[prob.argmax(-1)]
 
 
@@ -376,7 +376,8 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         _check(should_stop)
         prior = _logit_prior(small, labels, class_ids, cfg, seed, boxes)
         _check(should_stop)
-        walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, cfg.refine_strength, cfg.refine_beta)
+        strength = cfg.box_refine_strength if boxes else cfg.refine_strength
+        walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
         return Prepared((H, W), rs, prior, walk, guide)
