@@ -17,9 +17,8 @@ Coordinates up to :data:`CLIP_TOLERANCE` pixels outside the image (rounding in o
 tools) are clipped to it; anything further out is an error.
 
 :func:`coco_results` writes masks back as COCO annotations: an ``annotations.json`` with one
-annotation per connected... no: one annotation per class and box (or per class without
-boxes), each with its mask as COCO RLE (``pycocotools.mask.encode``), its ``area`` and its
-``bbox``.
+annotation per box (its class's pixels inside it; per class without boxes), each with its
+mask as COCO RLE (``pycocotools.mask.encode``), its ``area`` and its ``bbox``.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import io
 import json
 import math
 import os
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Sequence
@@ -296,7 +296,10 @@ def rle_decode(rle: dict) -> np.ndarray:
         r = mask_utils.frPyObjects(r, *r["size"])
     elif isinstance(r.get("counts"), str):
         r["counts"] = r["counts"].encode("ascii")
-    return mask_utils.decode(r).astype(bool)
+    with warnings.catch_warnings():
+        # pycocotools 2.0.x's Cython decoder trips NumPy 2's __array__(copy=) deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(r).astype(bool)
 
 
 def coco_annotations(classes_map: np.ndarray, boxes: Sequence[Box] | None = None, *, image_id: int = 1,

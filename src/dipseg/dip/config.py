@@ -183,6 +183,9 @@ class FitConfig:
         outside the boxes seeds the walk and a box may hold no seed of its object, so the
         network's probabilities must be trusted more than with seeds of every class
         (spread about ``1/sqrt(strength)`` pixels).
+    box_colour_rounds : int
+        With boxes: times the colour models are re-fitted to the current answer and the
+        refinement solved again (GrabCut's iterations; :class:`dipseg.dip.refine.BoxRounds`).
     box_fit_colour : float
         With boxes: weight of the colour models (at working resolution) added to the
         logits during the fit too, not only at the full-resolution stage; 0 disables it.
@@ -229,6 +232,7 @@ class FitConfig:
     box_points: int = 4000
     box_colour: bool = True
     box_refine_strength: float = 1e-3
+    box_colour_rounds: int = 2
     box_fit_colour: float = 0.0
 
     def __post_init__(self) -> None:
@@ -249,6 +253,8 @@ class FitConfig:
             )
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if self.box_colour_rounds < 0:
+            raise ValueError(f"box_colour_rounds must be >= 0, got {self.box_colour_rounds}")
         if self.box_refine_strength <= 0:
             raise ValueError(f"box_refine_strength must be > 0, got {self.box_refine_strength}")
         if self.box_tightness < 0 or not 0 <= self.box_slack < 0.5 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:

@@ -330,6 +330,8 @@ class Prepared:
         The factorised random walk at ``stage_shape`` (``refine="random-walk"``).
     guide : GuidedFilter or None
         The full-resolution guided filter (``refine="guided"``, or after a smaller random walk).
+    rounds : BoxRounds or None
+        With boxes: what the GrabCut-like re-estimation of the colour models needs.
     """
 
     shape: tuple[int, int]
@@ -337,6 +339,25 @@ class Prepared:
     prior: np.ndarray | None
     walk: RandomWalk | None
     guide: GuidedFilter | None
+    rounds: "BoxRounds | None" = None
+
+
+@dataclass
+class BoxRounds:
+    """With boxes: re-fit the colour models to the current answer, ``n`` times (GrabCut's iteration).
+
+    A box's first colour model is fitted to every pixel of the box, background included;
+    re-fitting each class's model to the pixels the current answer gives it, then solving
+    again, removes that contamination as GrabCut's iterations do.
+    """
+
+    n: int
+    spatial: np.ndarray | None
+    features: np.ndarray
+    weight: float
+    class_ids: np.ndarray
+    cfg: FitConfig
+    seed: int
 
 
 def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
@@ -380,11 +401,22 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
-        return Prepared((H, W), rs, prior, walk, guide)
+        return Prepared((H, W), rs, prior, walk, guide, _box_rounds(small, labels, class_ids, cfg, seed, boxes))
     _check(should_stop)
     prior = _logit_prior(image, labels, class_ids, cfg, seed, boxes)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
-    return Prepared((H, W), (H, W), prior, None, guide)
+    return Prepared((H, W), (H, W), prior, None, guide, _box_rounds(image, labels, class_ids, cfg, seed, boxes))
+
+
+def _box_rounds(image, labels, class_ids, cfg: FitConfig, seed: int, boxes) -> BoxRounds | None:
+    """What :class:`BoxRounds` needs at ``image``'s size; None without boxes, colour models or rounds."""
+    if not boxes or cfg.colour_weight <= 0 or cfg.box_colour_rounds < 1:
+        return None
+    shape = image.shape[:2]
+    spatial = spatial_prior(labels, class_ids, shape, cfg, boxes) if cfg.box_outside > 0 else None
+    source = colour_labels(boxes, labels) if cfg.box_colour else labels
+    weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
+    return BoxRounds(cfg.box_colour_rounds, spatial, lab_features(image), weight, class_ids, cfg, seed)
 
 
 def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
@@ -413,6 +445,16 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
     if prepared.walk is not None:
         _check(should_stop)
         prob = prepared.walk.solve(prob)
+    r = prepared.rounds
+    for _ in range(r.n if r is not None else 0):
+        _check(should_stop)
+        current = r.class_ids[prob.argmax(-1)]
+        colour = r.weight * colour_logits(r.features, current, r.class_ids, r.cfg.colour_components, r.cfg.colour_clip,
+                                          r.cfg.colour_floor, r.seed)
+        prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour)
+        if prepared.walk is not None:
+            prob = prepared.walk.solve(prob)
+    if prepared.walk is not None:
         if prepared.stage_shape != (H, W):
             prob = cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR)
             prob = prob[..., None] if prob.ndim == 2 else prob
