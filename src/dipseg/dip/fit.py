@@ -42,7 +42,7 @@ class Progress:
     total : int
         Planned steps.
     losses : dict of str to float
-        ``total``, ``rgb``, ``ce``, ``pairwise`` and ``box`` (:data:`LOSS_KEYS`) of this step; NaN at
+        ``total``, ``rgb``, ``ce`` and ``pairwise`` (:data:`LOSS_KEYS`; with boxes also ``box``) of this step; NaN at
         iteration 0, before any step, so ``p.losses["total"]`` works in every call.
     preview : ndarray (h, w) int64 or None
         Current class map (original class ids) at working resolution; set every
@@ -65,7 +65,7 @@ class Progress:
 
 Callback = Callable[[Progress], "bool | None"]
 
-LOSS_KEYS = ("total", "rgb", "ce", "pairwise", "box")
+LOSS_KEYS = ("total", "rgb", "ce", "pairwise")
 """The losses every :class:`Progress` carries."""
 
 
@@ -387,8 +387,9 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses = {"total": loss.item(), "rgb": rgb_loss.item(), "ce": ce.item(), "pairwise": pw.item(),
-                  "box": box_loss.item()}
+        losses = {"total": loss.item(), "rgb": rgb_loss.item(), "ce": ce.item(), "pairwise": pw.item()}
+        if tightness is not None:
+            losses["box"] = box_loss.item()
 
         check = it % cfg.check_every == 0
         want_preview = callback is not None and (it % preview_every == 0 or it == cfg.iterations)
