@@ -499,3 +499,77 @@ def test_label_here_next_shows_the_uncertain_spot(browser, tmp_path):
         assert not problems, problems
     finally:
         _stop(proc)
+
+
+def _box_image() -> np.ndarray:
+    """A red square on a noisy green field: the object a box is drawn around."""
+    rng = np.random.default_rng(2)
+    img = np.zeros((H, W, 3))
+    img[:] = (40, 150, 60)
+    img[16:48, 30:66] = (220, 60, 50)
+    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_path):
+    import json
+
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    Image.fromarray(_box_image()).save(images / "box.png")
+    proc, url = _serve(["--images", str(images), "--out", str(out), "--iterations", "60", "--working-size", "64"])
+    try:
+        page, problems = _page(browser, url)
+        app = page.locator("#app")
+        page.click("[data-testid=class-12]")  # dog
+        page.click("#tool-box")
+        assert app.get_attribute("data-tool") == "box"
+        # a wrong box first, then delete it (button), undo the delete, delete again (key)
+        _stroke(page, [(2, 2), (20, 20)])
+        assert page.evaluate("window.dipseg.state().boxes") == [[12, 2, 2, 20, 20]]
+        page.click("#delete-box")
+        assert page.evaluate("window.dipseg.state().boxes") == []
+        page.keyboard.press("Control+z")
+        assert len(page.evaluate("window.dipseg.state().boxes")) == 1
+        _stroke(page, [(10, 10), (10, 10)])  # a click selects it
+        page.keyboard.press("Delete")
+        assert page.evaluate("window.dipseg.state().boxes") == []
+        # the real box, drawn a little off, then moved by dragging it
+        _stroke(page, [(24, 12), (62, 46)])
+        assert page.evaluate("window.dipseg.state().boxes") == [[12, 24, 12, 62, 46]]
+        _stroke(page, [(40, 30), (44, 33)])
+        box = page.evaluate("window.dipseg.state().boxes")[0]
+        assert box[0] == 12 and abs(box[1] - 28) <= 1 and abs(box[2] - 15) <= 1 and box[3] - box[1] == 38
+        page.keyboard.press("Control+z")
+        assert page.evaluate("window.dipseg.state().boxes") == [[12, 24, 12, 62, 46]]
+        page.keyboard.press("Control+Shift+z")
+        assert page.text_content("#box-count") == "1 box"
+        # mixed with the brush: a stroke of the dog inside the box
+        page.click("#tool-brush")
+        page.evaluate("window.dipseg.setBrushSize(3)")
+        _stroke(page, [(40, 28), (52, 34)])
+        assert set(page.evaluate("window.dipseg.labelCounts()")) == {"12"}
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=done]", timeout=90000)
+        assert app.get_attribute("data-mask") == "final"
+        with page.expect_download() as info:
+            page.click("#download")
+        path = tmp_path / "mask.png"
+        info.value.save_as(path)
+        with Image.open(path) as im:
+            mask = np.asarray(im)
+        assert set(np.unique(mask)) <= {0, 12}
+        bx = page.evaluate("window.dipseg.state().boxes")[0]
+        r0, r1, c0, c1 = int(bx[2]), int(bx[4]), int(bx[1]), int(bx[3])
+        outside = np.ones(mask.shape, bool)
+        outside[r0:r1, c0:c1] = False
+        assert (mask[outside] == 0).all()  # outside every box is background
+        assert (mask[18:46, 32:64] == 12).mean() > 0.6
+        page.click("#save")
+        page.wait_for_selector("#app[data-saved=true]")
+        coco = json.loads((out / "annotations.json").read_text())
+        assert [im["file_name"] for im in coco["images"]] == ["box.png"]
+        assert [a["category_id"] for a in coco["annotations"]] == [12]
+        assert (out / "box_boxes.csv").read_text().splitlines()[1].startswith("dog,")
+        assert not problems, problems
+    finally:
+        _stop(proc)

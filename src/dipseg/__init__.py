@@ -20,11 +20,13 @@ Layers, bottom to top (nothing imports upward):
 __version__ = "0.1.0"
 
 from .api import METHODS, Segmentation, available_methods, segment  # noqa: E402
+from .boxes import Box  # noqa: E402
 from .dip.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 from .labels import IGNORE  # noqa: E402
 from .samplers import sample_blobs, sample_labels, sample_uniform  # noqa: E402
 
 __all__ = [
+    "Box",
     "IGNORE",
     "DEFAULT_PRESET",
     "METHODS",

@@ -21,7 +21,8 @@ import numpy as np
 from . import __version__
 from .dip.config import config_dict, given
 from .dip.presets import DEFAULT_PRESET, get_preset
-from .labels import labelled_classes, validate_image, validate_labels
+from .boxes import box_classes, box_labels, validate_boxes
+from .labels import IGNORE, labelled_classes, validate_image, validate_labels
 
 if TYPE_CHECKING:
     from .dip.fit import Callback, FitState
@@ -41,6 +42,9 @@ class Method:
         DIPSEG variants: fit settings fixed by the variant (``dipseg-norgb``: ``rgb_weight=0``).
     target : str
         Baselines: ``"module:function"`` of the implementation, imported on first use.
+    box_target : str
+        Baselines: ``"module:function"`` taking ``(image, labels, boxes, *, seed, background)``,
+        the method's use of boxes.
     """
 
     name: str
@@ -48,6 +52,7 @@ class Method:
     description: str
     fit_overrides: Mapping[str, Any] = field(default_factory=dict)
     target: str | None = None
+    box_target: str | None = None
 
     @property
     def is_dipseg(self) -> bool:
@@ -60,6 +65,13 @@ class Method:
         module, _, attr = self.target.partition(":")
         return getattr(importlib.import_module(module), attr)
 
+    def box_function(self) -> Callable[..., np.ndarray]:
+        """The baseline's function ``f(image, labels, boxes, *, seed, background)`` for boxes."""
+        if self.box_target is None:
+            raise ValueError(f"method {self.name!r} does not take boxes")
+        module, _, attr = self.box_target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
 
 METHODS: Mapping[str, Method] = MappingProxyType({
     "dipseg": Method("dipseg", "dipseg", "DIPSEG with a preset (default: the fast preset)"),
@@ -68,11 +80,13 @@ METHODS: Mapping[str, Method] = MappingProxyType({
         MappingProxyType({"rgb_weight": 0.0}),
     ),
     "grabcut": Method("grabcut", "baseline", "OpenCV GrabCut from seeds, one-vs-rest",
-                      target="dipseg.baselines.grabcut:grabcut"),
+                      target="dipseg.baselines.grabcut:grabcut", box_target="dipseg.baselines.grabcut:grabcut_boxes"),
     "random-walker": Method("random-walker", "baseline", "scikit-image's random walker on smoothed CIELAB",
-                            target="dipseg.baselines.random_walker:random_walker"),
+                            target="dipseg.baselines.random_walker:random_walker",
+                            box_target="dipseg.baselines.boxes:random_walker_boxes"),
     "trainable": Method("trainable", "baseline", "a random forest on multi-scale pixel features",
-                        target="dipseg.baselines.trainable:trainable"),
+                        target="dipseg.baselines.trainable:trainable",
+                        box_target="dipseg.baselines.boxes:trainable_boxes"),
 })
 """Every method name :func:`segment` accepts (DIPSEG ones also as ``NAME:PRESET``)."""
 
@@ -237,9 +251,11 @@ def dipseg_config(method: str, preset: str, fit_overrides: dict[str, Any] | None
 
 def segment(
     image: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None = None,
     method: str = "dipseg",
     *,
+    boxes: Any = None,
+    background: int = 0,
     preset: str | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -255,11 +271,19 @@ def segment(
     Parameters
     ----------
     image : ndarray (H, W, 3) uint8
-    labels : ndarray (H, W) int
-        Class index at labelled pixels, ``IGNORE`` (-1) elsewhere.
+    labels : ndarray (H, W) int, optional
+        Class index at labelled pixels, ``IGNORE`` (-1) elsewhere. May be omitted (or hold
+        no label) when ``boxes`` are given.
     method : str
         ``dipseg``, ``dipseg-norgb``, ``dipseg:PRESET``, ``grabcut``, ``random-walker``
         or ``trainable``.
+    boxes : list of (class, x0, y0, x1, y1) or :class:`dipseg.boxes.Box`, optional
+        One box per object, in pixels (``x`` along columns, ``(0, 0, W, H)`` is the whole
+        image; :mod:`dipseg.boxes`). Everything outside every box is ``background``; labels
+        may be combined with boxes (a few clicks or strokes inside them). Each method's use
+        of boxes is in docs/boxes.md (GrabCut: its rectangle mode, one run per box).
+    background : int
+        The class outside every box (0, VOC's background).
     preset : str, optional
         DIPSEG preset (default :data:`dipseg.dip.presets.DEFAULT_PRESET`).
     seed : int
@@ -286,7 +310,8 @@ def segment(
     ------
     ValueError
         Bad image or labels, unknown method, preset or device name, a seed outside
-        ``0 .. MAX_SEED``, fewer than one thread, or DIPSEG options given to a baseline.
+        ``0 .. MAX_SEED``, fewer than one thread, DIPSEG options given to a baseline, or a
+        bad box (outside the image, empty or inverted, a negative or background class).
     """
     name, preset_name = parse_method(method, preset)
     seed = check_seed(seed)
@@ -295,10 +320,24 @@ def segment(
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
         raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
     image = validate_image(image)
-    labels = validate_labels(labels, shape=image.shape[:2])
+    shape = image.shape[:2]
+    if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or background < 0:
+        raise ValueError(f"background must be a class id >= 0, got {background!r}")
+    box_list = validate_boxes(boxes, shape, background=int(background))
+    if box_list:
+        user = np.full(shape, IGNORE, np.int64) if labels is None else validate_labels(labels, shape=shape,
+                                                                                       allow_empty=True)
+        labels = user
+        class_ids = np.union1d(labelled_classes(box_labels(box_list, shape, user, int(background))),
+                               box_classes(box_list)).astype(np.int64)
+    else:
+        if labels is None:
+            raise ValueError("give labels, boxes or both: labels=None and no boxes")
+        labels = validate_labels(labels, shape=shape)
+        class_ids = labelled_classes(labels)
     message = None
-    if len(labelled_classes(labels)) == 1:
-        message = f"only class {int(labelled_classes(labels)[0])} is labelled: every pixel gets that class"
+    if len(class_ids) == 1:
+        message = f"only class {int(class_ids[0])} is labelled: every pixel gets that class"
     t0 = time.perf_counter()
     if METHODS[name].is_dipseg:
         from .dip.fit import fit
@@ -308,8 +347,11 @@ def segment(
         res = fit(
             image, labels, p.network, p.fit, seed=seed, device=device, callback=callback,
             preview_every=preview_every, warm_start=warm_start, threads=threads,
+            boxes=box_list or None, background=int(background),
         )
         info = {"iterations": res.iterations, "stopped": res.stopped, "losses": res.losses}
+        if box_list:
+            info["boxes"] = [b.as_list() for b in box_list]
         return Segmentation(
             res.classes, res.probabilities, res.class_ids, name, preset_name, seed,
             time.perf_counter() - t0, config_dict(p.network, p.fit), info=info, message=message, state=res.state,
@@ -318,8 +360,13 @@ def segment(
     if given(fit_overrides) or given(network):
         options = sorted(given(fit_overrides)) + sorted(given(network))
         raise ValueError(f"method {name!r} takes no DIPSEG options, got {options}")
-    classes = METHODS[name].function()(image, labels, seed=seed)
+    if box_list:
+        classes = METHODS[name].box_function()(image, labels, box_list, seed=seed, background=int(background))
+        info = {"boxes": [b.as_list() for b in box_list]}
+    else:
+        classes = METHODS[name].function()(image, labels, seed=seed)
+        info = {}
     return Segmentation(
-        np.asarray(classes, dtype=np.int64), None, labelled_classes(labels), name, None, seed,
-        time.perf_counter() - t0, {"method": name}, message=message,
+        np.asarray(classes, dtype=np.int64), None, class_ids, name, None, seed,
+        time.perf_counter() - t0, {"method": name}, info=info, message=message,
     )

@@ -44,6 +44,7 @@ def validate_labels(
     labels: np.ndarray,
     shape: tuple[int, int] | None = None,
     num_classes: int | None = None,
+    allow_empty: bool = False,
 ) -> np.ndarray:
     """Check a sparse label map and return it as ``int64``.
 
@@ -55,6 +56,8 @@ def validate_labels(
         Expected ``(H, W)`` (the image's).
     num_classes : int, optional
         If given, every label must be below it.
+    allow_empty : bool
+        Accept a map without any labelled pixel (boxes carry the labels then).
 
     Returns
     -------
@@ -83,7 +86,7 @@ def validate_labels(
         value = int(out[bad][0])
         allowed = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
         raise ValueError(f"label value {value} is not a class (classes are {allowed}, {IGNORE} = unlabelled)")
-    if not np.any(out != IGNORE):
+    if not allow_empty and not np.any(out != IGNORE):
         raise ValueError("labels contain no labelled pixel; label at least one pixel of each class to segment")
     return out
 

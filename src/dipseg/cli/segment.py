@@ -1,4 +1,4 @@
-"""``dipseg segment``: one image, one label file -> mask, overlay and metadata.
+"""``dipseg segment``: one image, a label file and/or a box file -> mask, overlay, metadata (and COCO results).
 
 Every option and both input files are checked, and the output folder is created and
 written to, before torch is imported and the fit starts: a mistake costs a fraction of a
@@ -55,7 +55,7 @@ def class_name(c: int, names: Sequence[str] | None) -> str:
 
 def run_segment(
     image_path: Path,
-    labels_path: Path,
+    labels_path: Optional[Path],
     out: Path,
     method: str = "dipseg",
     preset: Optional[str] = None,
@@ -73,8 +73,14 @@ def run_segment(
     classes_file: Optional[Path] = None,
     progress_figure: bool = False,
     figure_steps: Optional[str] = None,
+    boxes_path: Optional[Path] = None,
+    box_format: str = "auto",
 ) -> dict:
-    """Segment one image file with one label file and write mask, overlay and metadata.
+    """Segment one image file with a label file and/or a box file; write mask, overlay and metadata.
+
+    With boxes (``--boxes``: Pascal VOC XML, COCO JSON or ``class,x0,y0,x1,y1`` CSV,
+    :mod:`dipseg.boxio`) it also writes ``annotations.json``, the result as COCO
+    annotations with RLE masks and boxes.
 
     Returns
     -------
@@ -103,6 +109,12 @@ def run_segment(
         from ..figures import parse_steps
 
         steps = parse_steps(figure_steps, iterations if iterations is not None else get_preset(preset_name).fit.iterations)
+    if labels_path is None and boxes_path is None:
+        raise ValueError("give --labels FILE, --boxes FILE or both")
+    from ..boxio import FORMATS as BOX_FORMATS
+
+    if box_format not in BOX_FORMATS:
+        raise ValueError(f"unknown --box-format {box_format!r}; choose one of: {', '.join(BOX_FORMATS)}")
     if label_format not in LABEL_FORMAT_CHOICES:
         raise ValueError(f"unknown --label-format {label_format!r}; choose one of: {', '.join(LABEL_FORMAT_CHOICES)}")
     unlabelled_value = parse_unlabelled(unlabelled)
@@ -121,14 +133,26 @@ def run_segment(
     from ..io import load_label_file, read_image
 
     image = read_image(image_path, max_pixels=max_pixels)
-    lf = load_label_file(labels_path, image.shape[:2], num_classes, max_pixels, unlabelled_value, label_format)
-    labels = lf.labels
-    if names is None and (num_classes == len(VOC_CLASSES) or lf.format is not None and lf.format.class_names):
-        names = lf.class_names
-    if lf.note and not quiet:
-        typer.echo(f"note: {lf.note}")
-    if lf.warning:
-        warn(lf.warning)
+    lf = labels = None
+    if labels_path is not None:
+        lf = load_label_file(labels_path, image.shape[:2], num_classes, max_pixels, unlabelled_value, label_format)
+        labels = lf.labels
+        if names is None and (num_classes == len(VOC_CLASSES) or lf.format is not None and lf.format.class_names):
+            names = lf.class_names
+        if lf.note and not quiet:
+            typer.echo(f"note: {lf.note}")
+        if lf.warning:
+            warn(lf.warning)
+    boxes = None
+    if boxes_path is not None:
+        from ..boxio import read_boxes
+
+        box_names = names if names is not None else VOC_CLASSES
+        boxes = read_boxes(boxes_path, image.shape[:2], fmt=box_format, classes=box_names, image=image_path.name,
+                           num_classes=num_classes) if _coco_with_image(boxes_path, image_path) else \
+            read_boxes(boxes_path, image.shape[:2], fmt=box_format, classes=box_names, num_classes=num_classes)
+        if names is None and num_classes == len(VOC_CLASSES):
+            names = VOC_CLASSES
 
     # 3. where the results go, and the device
     stem = image_path.stem
@@ -137,6 +161,8 @@ def run_segment(
         outputs["probabilities"] = f"{stem}_probs.npy"
     if steps is not None:
         outputs["progress_figure"] = f"{stem}_progress.png"
+    if boxes is not None:
+        outputs["coco"] = "annotations.json"
     if dipseg and device != "cpu":
         from ..dip.device import resolve_device  # imports torch, which the fit needs next anyway
 
@@ -170,14 +196,21 @@ def run_segment(
         every = 1
     try:
         seg = segment(image, labels, method, preset=preset_name, seed=seed, device=device, callback=callback,
-                      preview_every=every, threads=threads, **overrides)
+                      preview_every=every, threads=threads, boxes=boxes, **overrides)
     finally:
         if bar is not None:
             bar.close()
+    drawn = labels if labels is not None else np.full(image.shape[:2], -1, np.int64)
     files = {
         "mask": write_mask(out / outputs["mask"], seg.classes),
-        "overlay": write_rgb(out / outputs["overlay"], overlay(image, seg.classes, labels)),
+        "overlay": write_rgb(out / outputs["overlay"], overlay(image, seg.classes, drawn)),
     }
+    if boxes is not None:
+        from ..boxio import write_coco_results
+
+        files["coco"] = write_coco_results(out / outputs["coco"], [{"file_name": image_path.name,
+                                                                    "classes": seg.classes, "boxes": boxes}],
+                                           names)
     if save_probs:
         files["probabilities"] = out / outputs["probabilities"]
         np.save(files["probabilities"], seg.probabilities)
@@ -188,15 +221,17 @@ def run_segment(
         if last in steps and seg.state is not None and all(s.step != last for s in snapshots):
             snapshots.append(Snapshot(last, *_network_view(seg)))
         shown = [s for s in sorted(snapshots, key=lambda s: s.step)]
-        files["progress_figure"] = draw(image, labels, shown, seg.classes, out / outputs["progress_figure"],
+        files["progress_figure"] = draw(image, drawn, shown, seg.classes, out / outputs["progress_figure"],
                                         title=f"{image_path.name}: {name}:{preset_name}, seed {seed}")
     files["meta"] = out / outputs["meta"]
     meta = seg.metadata() | {
         "image": str(image_path),
-        "labels": str(labels_path),
+        "labels": str(labels_path) if labels_path is not None else None,
         "label_file": {"kind": lf.kind, "format": lf.format.name if lf.format else None,
-                       "unlabelled": list(lf.unlabelled) if isinstance(lf.unlabelled, tuple) else lf.unlabelled},
-        "labelled_pixels": int((labels >= 0).sum()),
+                       "unlabelled": list(lf.unlabelled) if isinstance(lf.unlabelled, tuple) else lf.unlabelled}
+        if lf is not None else None,
+        "boxes_file": str(boxes_path) if boxes_path is not None else None,
+        "labelled_pixels": int((drawn >= 0).sum()),
         "class_names": {str(int(c)): class_name(int(c), names) for c in seg.class_ids} if names else None,
         "files": {k: str(v) for k, v in files.items()},
     }
@@ -210,6 +245,18 @@ def run_segment(
         for k, v in files.items():
             typer.echo(f"  {k:13s} {v}")
     return meta
+
+
+def _coco_with_image(boxes_path: Path, image_path: Path) -> bool:
+    """Whether a COCO box file lists several images, so the image's own file name picks its boxes."""
+    if boxes_path.suffix.lower() != ".json":
+        return False
+    try:
+        data = json.loads(boxes_path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # read_boxes reports it
+    anns = data.get("annotations") if isinstance(data, dict) else data
+    return isinstance(anns, list) and len({a.get("image_id") for a in anns if isinstance(a, dict)}) > 1
 
 
 def _network_view(seg) -> tuple:
@@ -226,8 +273,12 @@ def _network_view(seg) -> tuple:
 
 def segment_cmd(
     image: Path = typer.Argument(..., metavar="IMAGE", help="Image file (JPEG, PNG, BMP, TIFF; 16-bit is scaled to 8)."),
-    labels: Path = typer.Option(..., "--labels", "-l", metavar="FILE",
-                                help="Label file: index PNG (the value is the class) or RGB(A) scribbles in VOC colours; see docs/labels.md."),
+    labels: Optional[Path] = typer.Option(None, "--labels", "-l", metavar="FILE",
+                                          help="Label file: index PNG (the value is the class) or RGB(A) scribbles in VOC colours; see docs/labels.md."),
+    boxes: Optional[Path] = typer.Option(None, "--boxes", "-b", metavar="FILE",
+                                         help="Object boxes: Pascal VOC XML, COCO JSON (bbox x,y,w,h) or CSV class,x0,y0,x1,y1; "
+                                              "with or without --labels. Also writes annotations.json (COCO, RLE). See docs/boxes.md."),
+    box_format: str = typer.Option("auto", "--box-format", metavar="NAME", help="auto (by suffix), voc, coco or csv."),
     unlabelled: Optional[str] = typer.Option(None, "--unlabelled", metavar="VALUE", help=UNLABELLED_HELP),
     label_format: str = typer.Option("auto", "--label-format", metavar="NAME",
                                      help="Index PNG convention: auto (recognise GrabCut scribbles, else voc), voc or grabcut."),
@@ -256,8 +307,9 @@ def segment_cmd(
                                                help="Steps shown by --progress-figure (default: 0, a fifth and all of the steps, "
                                                     "as the poster's 0/40/200)."),
 ) -> None:
-    """Segment IMAGE from the sparse labels in --labels; writes mask, overlay and metadata into -o."""
+    """Segment IMAGE from the sparse labels in --labels and/or the boxes in --boxes; writes mask, overlay and metadata into -o."""
     with user_errors():
         run_segment(image, labels, out, method, preset, iterations, rgb_weight, seed, device, max_pixels,
                     num_classes, probs, threads, unlabelled=unlabelled, label_format=label_format, classes_file=classes,
-                    progress_figure=progress_figure, figure_steps=figure_steps)
+                    progress_figure=progress_figure, figure_steps=figure_steps, boxes_path=boxes,
+                    box_format=box_format)

@@ -172,6 +172,32 @@ class FitConfig:
         over each class the network keeps its full weight. 0 disables the scaling.
     network_coverage_power : float
         Exponent of that weight (>= 0).
+    box_tightness : float
+        With boxes (``segment(..., boxes=...)``): weight of the tightness loss, every row
+        and column of a box holds its object (:class:`dipseg.dip.boxterm.BoxTightness`);
+        0 disables it. Unused without boxes.
+    box_slack : float
+        With boxes: fraction of a box's height / width along each edge exempt from the
+        tightness loss (drawn boxes are a little loose).
+    box_outside : float
+        With boxes: nats subtracted from a box class's logits outside its own boxes.
+    box_points : int
+        With boxes: background pixels outside every box that the cross-entropy sees
+        (a seeded subset; all of them seed the refinement and the final map).
+    box_colour : bool
+        With boxes: fit each box class's colour model to its boxes' pixels (GrabCut's
+        rectangle initialisation) rather than to labelled pixels only.
+    box_refine_strength : float
+        With boxes: ``refine_strength`` of the random-walk refinement. The background
+        outside the boxes seeds the walk and a box may hold no seed of its object, so the
+        network's probabilities must be trusted more than with seeds of every class
+        (spread about ``1/sqrt(strength)`` pixels).
+    box_colour_rounds : int
+        With boxes: times the colour models are re-fitted to the current answer and the
+        refinement solved again (GrabCut's iterations; :class:`dipseg.dip.refine.BoxRounds`).
+    box_fit_colour : float
+        With boxes: weight of the colour models (at working resolution) added to the
+        logits during the fit too, not only at the full-resolution stage; 0 disables it.
     """
 
     iterations: int = 300
@@ -211,6 +237,14 @@ class FitConfig:
     use_network: bool = True
     network_coverage: float = 0.0
     network_coverage_power: float = 2.0
+    box_tightness: float = 1.0
+    box_slack: float = 0.1
+    box_outside: float = 6.0
+    box_points: int = 4000
+    box_colour: bool = True
+    box_refine_strength: float = 1e-3
+    box_colour_rounds: int = 2
+    box_fit_colour: float = 0.0
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -233,6 +267,13 @@ class FitConfig:
         if self.network_coverage < 0 or self.network_coverage_power < 0:
             raise ValueError(f"network_coverage and network_coverage_power must be >= 0, got "
                              f"{self.network_coverage}, {self.network_coverage_power}")
+        if self.box_colour_rounds < 0:
+            raise ValueError(f"box_colour_rounds must be >= 0, got {self.box_colour_rounds}")
+        if self.box_refine_strength <= 0:
+            raise ValueError(f"box_refine_strength must be > 0, got {self.box_refine_strength}")
+        if self.box_tightness < 0 or not 0 <= self.box_slack < 0.5 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:
+            raise ValueError(f"box_tightness, box_outside and box_fit_colour must be >= 0, box_slack in [0, 0.5) and "
+                             f"box_points >= 1, got {self.box_slack}, {self.box_tightness}, {self.box_outside}, {self.box_fit_colour}, {self.box_points}")
         if self.views < 1 or not 0 < self.view_scale <= 1 or self.view_colour < 0:
             raise ValueError(f"views must be >= 1, view_scale in (0, 1] and view_colour >= 0, got "
                              f"{self.views}, {self.view_scale}, {self.view_colour}")

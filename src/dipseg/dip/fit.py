@@ -12,21 +12,24 @@ import time
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..boxes import Box, box_classes, box_labels, restrict_to_boxes, validate_boxes
 from ..labels import IGNORE, labelled_classes, validate_image, validate_labels
 from .augment import Views, flip_average
+from .boxterm import BoxTightness, background_points, colour_labels
 from .build import build_network, image_channels, make_input
+from .colour import colour_logits
 from .config import FitConfig, NetworkConfig, fit_shape
 from .device import resolve_device, torch_threads
 from .losses import PairwisePotts
 from .network import SkipNet
-from .priors import box_prior
-from .refine import Stopped, coarse_resolution, finish_full_resolution, prepare_full_resolution, quick_preview
+from .refine import (Stopped, coarse_resolution, finish_full_resolution, prepare_full_resolution, quick_preview,
+                     spatial_prior)
 
 
 @dataclass
@@ -40,7 +43,7 @@ class Progress:
     total : int
         Planned steps.
     losses : dict of str to float
-        ``total``, ``rgb``, ``ce`` and ``pairwise`` (:data:`LOSS_KEYS`) of this step; NaN at
+        ``total``, ``rgb``, ``ce`` and ``pairwise`` (:data:`LOSS_KEYS`; with boxes also ``box``) of this step; NaN at
         iteration 0, before any step, so ``p.losses["total"]`` works in every call.
     preview : ndarray (h, w) int64 or None
         Current class map (original class ids) at working resolution; set every
@@ -83,14 +86,17 @@ class FitState:
     network: NetworkConfig
     config: FitConfig
 
-    def can_continue(self, shape: tuple[int, int], labels: np.ndarray, network: NetworkConfig, config: FitConfig) -> bool:
+    def can_continue(self, shape: tuple[int, int], labels: np.ndarray, network: NetworkConfig, config: FitConfig,
+                     class_ids: np.ndarray | None = None) -> bool:
         """Whether a fit of an image of ``shape`` with ``labels`` can start from this state.
 
-        The labelled classes, the fitted resolution, the network and the input mode must
-        be unchanged (other fit settings, e.g. the number of steps, may differ).
+        The labelled classes (or ``class_ids``, the fit's classes with boxes), the fitted
+        resolution, the network and the input mode must be unchanged (other fit settings,
+        e.g. the number of steps, may differ).
         """
+        ids = labelled_classes(labels) if class_ids is None else class_ids
         return (
-            self.class_ids == tuple(int(c) for c in labelled_classes(labels))
+            self.class_ids == tuple(int(c) for c in ids)
             and self.work_shape == fit_shape(shape, network, config)
             and self.network == network
             and self.config.input == config.input
@@ -222,6 +228,8 @@ def fit(
     preview_every: int | None = None,
     warm_start: FitState | None = None,
     threads: int | None = None,
+    boxes: Sequence[Box] | None = None,
+    background: int = 0,
 ) -> FitResult:
     """Fit DIPSEG to one image and label every pixel.
 
@@ -254,6 +262,12 @@ def fit(
         factorisation) while the others train the network, so the result is the same as
         with ``threads - 1`` torch threads alone; with one or None, the stage is prepared
         after the fit, on the same thread.
+    boxes : list of Box or (class, x0, y0, x1, y1), optional
+        Object boxes in pixels (:mod:`dipseg.boxes`); ``labels`` may then be all ``IGNORE``
+        (or None). Outside every box is ``background``; each box's class is kept to its
+        boxes and pushed to touch every row and column of them (:mod:`dipseg.dip.boxterm`).
+    background : int
+        The class of pixels outside every box.
 
     Returns
     -------
@@ -266,9 +280,19 @@ def fit(
     """
     t0 = time.perf_counter()
     image = validate_image(image)
-    labels = validate_labels(labels, shape=image.shape[:2])
-    class_ids = labelled_classes(labels)
     H, W = image.shape[:2]
+    boxes = validate_boxes(boxes, (H, W), background=background)
+    if boxes:
+        user = np.full((H, W), IGNORE, np.int64) if labels is None else validate_labels(
+            labels, shape=(H, W), allow_empty=True)
+        labels = box_labels(boxes, (H, W), user, background)
+        class_ids = np.union1d(labelled_classes(labels), box_classes(boxes)).astype(np.int64)
+    else:
+        if labels is None:
+            raise ValueError("give labels, boxes or both")
+        labels = validate_labels(labels, shape=image.shape[:2])
+        user = labels
+        class_ids = labelled_classes(labels)
     k = len(class_ids)
     if k == 1:
         classes = np.full((H, W), class_ids[0], dtype=np.int64)
@@ -285,7 +309,7 @@ def fit(
         # core while the network trains, instead of after it.
         logits_box: Future = Future()
         job = _prepare_pool().submit(_prepare_then_finish, image, labels, class_ids, config, seed, should_stop,
-                                     logits_box)
+                                     boxes, logits_box)
 
         def finish(logits):
             logits_box.set_result(logits)
@@ -294,7 +318,7 @@ def fit(
         try:
             with torch_threads(threads - 1):
                 return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every,
-                            warm_start, t0, finish)
+                            warm_start, t0, finish, boxes, user, background)
         finally:
             if not logits_box.done():  # the fit failed or was cancelled: no refinement wanted
                 logits_box.set_result(None)
@@ -302,11 +326,12 @@ def fit(
     with torch_threads(threads):
         return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
                     lambda logits: finish_full_resolution(
-                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop), logits,
-                        should_stop))
+                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes), logits,
+                        should_stop),
+                    boxes, user, background)
 
 
-def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, logits_box: Future):
+def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, boxes, logits_box: Future):
     """The whole full-resolution stage on one worker thread: prepare, wait for the logits, finish.
 
     Everything the stage allocates is also freed on this thread: arrays made on one thread
@@ -314,7 +339,7 @@ def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, lo
     memory grew by ~50 MiB per fit (docs/performance.md).
     """
     try:
-        prepared = prepare_full_resolution(image, labels, class_ids, config, seed, should_stop)
+        prepared = prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes)
     except Stopped:
         prepared = None
     logits = logits_box.result()
@@ -345,7 +370,7 @@ def _prepare_pool() -> ThreadPoolExecutor:
 
 
 def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_every, warm_start, t0,
-         finish: Callable) -> FitResult:
+         finish: Callable, boxes: list = (), user: np.ndarray | None = None, background: int = 0) -> FitResult:
     H, W = image.shape[:2]
     k = len(class_ids)
     h, w = fit_shape((H, W), network, cfg)
@@ -355,8 +380,12 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
 
     # Labelled pixels as points, sampled from the working-resolution logits at their exact
     # (sub-pixel) position, so single-pixel seeds survive any downscaling.
-    ys, xs = np.nonzero(labels != IGNORE)
-    remap = np.full(labels.max() + 1, -1, dtype=np.int64)
+    points = labels != IGNORE
+    if boxes:
+        # every user label, and a seeded subset of the (many, alike) pixels outside the boxes
+        points = background_points(boxes, user != IGNORE, labels, cfg.box_points, seed)
+    ys, xs = np.nonzero(points)
+    remap = np.full(max(int(labels.max()), int(class_ids.max())) + 1, -1, dtype=np.int64)
     remap[class_ids] = np.arange(k)
     targets = torch.from_numpy(remap[labels[ys, xs]]).to(dev)
     gx = (xs + 0.5) / W * 2 - 1
@@ -366,7 +395,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     point_w = (1.0 / counts[targets]) / k if cfg.class_balanced else torch.full_like(targets, 1.0 / len(targets), dtype=torch.float32)
 
     gen = torch.Generator(device=dev).manual_seed(seed)
-    reuse = warm_start is not None and warm_start.can_continue((H, W), labels, network, cfg)
+    reuse = warm_start is not None and warm_start.can_continue((H, W), labels, network, cfg, class_ids)
     if reuse:
         model, optimizer, net_input = warm_start.model, warm_start.optimizer, warm_start.net_input
     else:
@@ -380,8 +409,19 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     net_input = net_input.contiguous(memory_format=torch.channels_last)
     model.train()
     prior_t = None
-    if cfg.box_prior > 0:
-        prior_t = torch.from_numpy(box_prior(labels, class_ids, (h, w), cfg.box_margin, cfg.box_prior, cfg.box_falloff))[None].to(dev)
+    if (cfg.box_outside > 0) if boxes else (cfg.box_prior > 0):
+        prior_t = torch.from_numpy(spatial_prior(labels, class_ids, (h, w), cfg, boxes))[None].to(dev)
+    if boxes and cfg.box_fit_colour > 0:
+        small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        from ..features import lab_features
+        from ..labels import downscale_labels
+
+        colour = cfg.box_fit_colour * colour_logits(
+            lab_features(small), downscale_labels(colour_labels(boxes, labels), (h, w)), class_ids,
+            cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
+        colour_t = torch.from_numpy(colour)[None].to(dev)
+        prior_t = colour_t if prior_t is None else prior_t + colour_t
+    tightness = BoxTightness(boxes, class_ids, (H, W), (h, w), cfg.box_slack) if boxes and cfg.box_tightness > 0 else None
 
     def predict_work(logits: torch.Tensor) -> np.ndarray:
         return class_ids[logits.argmax(1)[0].cpu().numpy()]
@@ -392,7 +432,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         # A first answer in milliseconds, before the network has learnt anything: the
         # labels diffused along image edges under the box prior, at working resolution.
         small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        quick = quick_preview(small, labels, class_ids, cfg)
+        quick = quick_preview(small, labels, class_ids, cfg, boxes)
         if callback(Progress(0, cfg.iterations, _no_losses(), quick, time.perf_counter() - t0)) is False:
             stopped = "cancelled"
     pairwise = PairwisePotts(image_t, cfg.pairwise_sigma) if cfg.pairwise_weight > 0 else None
@@ -425,14 +465,22 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         rgb_loss = F.mse_loss(rgb, image_b) if cfg.rgb_weight > 0 else torch.zeros((), device=dev)
         loss = loss + cfg.rgb_weight * rgb_loss
         pw = torch.zeros((), device=dev)
-        if pairwise is not None:
-            # on the image itself (view 0): its weights are computed once per fit
-            pw = pairwise(torch.softmax(logits, 1))
-            loss = loss + cfg.pairwise_weight * pw
+        box_loss = torch.zeros((), device=dev)
+        if pairwise is not None or tightness is not None:
+            prob = torch.softmax(logits, 1)
+            if pairwise is not None:
+                # on the image itself (view 0): its weights are computed once per fit
+                pw = pairwise(prob)
+                loss = loss + cfg.pairwise_weight * pw
+            if tightness is not None:
+                box_loss = tightness(prob)
+                loss = loss + cfg.box_tightness * box_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses = {"total": loss.item(), "rgb": rgb_loss.item(), "ce": ce.item(), "pairwise": pw.item()}
+        if tightness is not None:
+            losses["box"] = box_loss.item()
 
         check = it % cfg.check_every == 0
         want_preview = callback is not None and (it % preview_every == 0 or it == cfg.iterations)
@@ -479,9 +527,11 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     if prob is None:
         prob = coarse_resolution((H, W), logits)
     classes = class_ids[prob.argmax(-1)]
-    # The user's labels are ground truth where they exist.
+    # The user's labels are ground truth where they exist (with boxes: and outside every box is background).
     seeded = labels != IGNORE
     classes[seeded] = labels[seeded]
+    if boxes:
+        classes = restrict_to_boxes(classes, boxes, background, user)
     state = FitState(model, optimizer, net_input, tuple(int(c) for c in class_ids), (h, w), network, cfg)
     return FitResult(
         classes.astype(np.int64), prob, class_ids, it, stopped, losses, time.perf_counter() - t0, state

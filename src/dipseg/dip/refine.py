@@ -31,6 +31,7 @@ from ..labels import IGNORE, downscale_labels
 from .colour import colour_logits, coverage_weight
 from .config import FitConfig, working_shape
 from .priors import box_prior
+from .boxterm import box_class_prior, colour_labels
 
 
 class Stopped(Exception):
@@ -228,7 +229,21 @@ def random_walk_refine(
     return RandomWalk(image, labels, class_ids, strength, beta, smooth).solve(prior)
 
 
-def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig) -> np.ndarray:
+def spatial_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, int], cfg: FitConfig,
+                  boxes=(), strength: float | None = None) -> np.ndarray:
+    """The fit's spatial log-prior ``(k, h, w)`` at ``shape``: from the user's boxes if any, else the label-box prior.
+
+    With boxes, :func:`dipseg.dip.boxterm.box_class_prior` (``cfg.box_outside`` nats, or
+    ``strength``); without, :func:`dipseg.dip.priors.box_prior` (``cfg.box_prior``, or ``strength``).
+    """
+    if boxes:
+        return box_class_prior(boxes, class_ids, labels.shape, shape, cfg.box_outside if strength is None else strength)
+    return box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
+                     cfg.box_falloff)
+
+
+def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
+                  boxes=()) -> np.ndarray:
     """Class map from the box prior and a random walk alone, no network: milliseconds.
 
     Parameters
@@ -239,6 +254,9 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
         Full-resolution labels.
     class_ids : (k,) int
     cfg : FitConfig
+    boxes : list of Box, optional
+        The user's boxes (full-resolution pixels); then ``labels`` already holds the
+        background outside them.
 
     Returns
     -------
@@ -246,23 +264,30 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
         Class ids.
     """
     h, w = small.shape[:2]
-    prior = box_prior(labels, class_ids, (h, w), cfg.box_margin, max(cfg.box_prior, 1.0), cfg.box_falloff)
+    strength = max(cfg.box_outside, 1.0) if boxes else max(cfg.box_prior, 1.0)
+    prior = spatial_prior(labels, class_ids, (h, w), cfg, boxes, strength)
     prior = np.exp(prior - prior.max(0, keepdims=True))
     prior /= prior.sum(0, keepdims=True)
     prob = random_walk_refine(small, np.moveaxis(prior, 0, -1), downscale_labels(labels, (h, w)), class_ids,
-                              cfg.refine_strength, cfg.refine_beta)
+                              cfg.box_refine_strength if boxes else cfg.refine_strength, cfg.refine_beta)
     return class_ids[prob.argmax(-1)]
 
 
-def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, seed: int) -> np.ndarray | None:
-    """Box prior plus weighted colour log-likelihoods at ``image``'s size, ``(k, h, w)``; None if neither is on."""
+def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, seed: int,
+                 boxes=()) -> np.ndarray | None:
+    """Box prior plus weighted colour log-likelihoods at ``image``'s size, ``(k, h, w)``; None if neither is on.
+
+    With ``boxes`` the spatial prior is the user's boxes' (:func:`spatial_prior`) and, with
+    ``cfg.box_colour``, the colour models are fitted to the boxes' pixels too.
+    """
     shape = image.shape[:2]
     out = None
-    if cfg.box_prior > 0:
-        out = box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior, cfg.box_falloff)
+    if (cfg.box_outside > 0) if boxes else (cfg.box_prior > 0):
+        out = spatial_prior(labels, class_ids, shape, cfg, boxes)
     if cfg.colour_weight > 0:
-        weight = cfg.colour_weight * (coverage_weight(labels, class_ids) if cfg.colour_coverage else 1.0)
-        colour = weight * colour_logits(lab_features(image), downscale_labels(labels, shape), class_ids,
+        source = colour_labels(boxes, labels) if boxes and cfg.box_colour else labels
+        weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
+        colour = weight * colour_logits(lab_features(image), downscale_labels(source, shape), class_ids,
                                         cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
         out = colour if out is None else out + colour
     return out
@@ -316,6 +341,8 @@ class Prepared:
         The full-resolution guided filter (``refine="guided"``, or after a smaller random walk).
     scale : float
         Factor on the network's logits (:func:`network_scale`).
+    rounds : BoxRounds or None
+        With boxes: what the GrabCut-like re-estimation of the colour models needs.
     """
 
     shape: tuple[int, int]
@@ -324,10 +351,29 @@ class Prepared:
     walk: RandomWalk | None
     guide: GuidedFilter | None
     scale: float = 1.0
+    rounds: "BoxRounds | None" = None
+
+
+@dataclass
+class BoxRounds:
+    """With boxes: re-fit the colour models to the current answer, ``n`` times (GrabCut's iteration).
+
+    A box's first colour model is fitted to every pixel of the box, background included;
+    re-fitting each class's model to the pixels the current answer gives it, then solving
+    again, removes that contamination as GrabCut's iterations do.
+    """
+
+    n: int
+    spatial: np.ndarray | None
+    features: np.ndarray
+    weight: float
+    class_ids: np.ndarray
+    cfg: FitConfig
+    seed: int
 
 
 def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
-                            seed: int, should_stop: Callable[[], bool] | None = None) -> Prepared:
+                            seed: int, should_stop: Callable[[], bool] | None = None, boxes=()) -> Prepared:
     """Everything of the full-resolution stage that depends on the image and labels only.
 
     A fit runs this while its network trains, on a second thread when it has one
@@ -346,6 +392,8 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         Seeds the colour mixtures.
     should_stop : callable, optional
         Asked between the parts; True raises :class:`Stopped`.
+    boxes : list of Box, optional
+        The user's boxes; ``labels`` then already holds the background outside them.
 
     Returns
     -------
@@ -359,16 +407,30 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         rs = working_shape((H, W), cfg.refine_size)
         small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
         _check(should_stop)
-        prior = _logit_prior(small, labels, class_ids, cfg, seed)
+        prior = _logit_prior(small, labels, class_ids, cfg, seed, boxes)
         _check(should_stop)
-        walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, cfg.refine_strength, cfg.refine_beta)
+        strength = cfg.box_refine_strength if boxes else cfg.refine_strength
+        walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
-        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg))
+        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg),
+                        _box_rounds(small, labels, class_ids, cfg, seed, boxes))
     _check(should_stop)
-    prior = _logit_prior(image, labels, class_ids, cfg, seed)
+    prior = _logit_prior(image, labels, class_ids, cfg, seed, boxes)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
-    return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg))
+    return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg),
+                    _box_rounds(image, labels, class_ids, cfg, seed, boxes))
+
+
+def _box_rounds(image, labels, class_ids, cfg: FitConfig, seed: int, boxes) -> BoxRounds | None:
+    """What :class:`BoxRounds` needs at ``image``'s size; None without boxes, colour models or rounds."""
+    if not boxes or cfg.colour_weight <= 0 or cfg.box_colour_rounds < 1:
+        return None
+    shape = image.shape[:2]
+    spatial = spatial_prior(labels, class_ids, shape, cfg, boxes) if cfg.box_outside > 0 else None
+    source = colour_labels(boxes, labels) if cfg.box_colour else labels
+    weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
+    return BoxRounds(cfg.box_colour_rounds, spatial, lab_features(image), weight, class_ids, cfg, seed)
 
 
 def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
@@ -397,6 +459,16 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
     if prepared.walk is not None:
         _check(should_stop)
         prob = prepared.walk.solve(prob)
+    r = prepared.rounds
+    for _ in range(r.n if r is not None else 0):
+        _check(should_stop)
+        current = r.class_ids[prob.argmax(-1)]
+        colour = r.weight * colour_logits(r.features, current, r.class_ids, r.cfg.colour_components, r.cfg.colour_clip,
+                                          r.cfg.colour_floor, r.seed)
+        prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour)
+        if prepared.walk is not None:
+            prob = prepared.walk.solve(prob)
+    if prepared.walk is not None:
         if prepared.stage_shape != (H, W):
             prob = cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR)
             prob = prob[..., None] if prob.ndim == 2 else prob

@@ -23,6 +23,7 @@ from ..labels import IGNORE
 from ..samplers import sample_labels
 from .datasets import open_dataset
 from .metrics import confusion_matrix
+from .boxlabels import BOX_SAMPLERS, box_error, box_job_labels
 from .specs import SCRIBBLES, MethodSpec, label_seed
 
 
@@ -76,11 +77,18 @@ def make_labels(sample: BenchSample, sampler: str, budget: int | str, seed: int)
     ValueError
         Unknown sampler, or a scribble set the image does not have.
     """
+    if sampler in BOX_SAMPLERS:
+        raise ValueError(f"{sampler} labels come with boxes: use make_box_labels")
     if sampler == SCRIBBLES:
         if budget not in sample.scribbles:
             raise ValueError(f"image {sample.id} has no scribbles {budget!r}")
         return np.asarray(sample.scribbles[budget], dtype=np.int64)
     return sample_labels(sample.gt, sampler, int(budget), seed=label_seed(seed, sample.id), void=sample.void)
+
+
+def make_box_labels(sample: BenchSample, sampler: str, budget: int | str, seed: int, dataset: str):
+    """Clicks and boxes of a ``box`` / ``box+clicks`` job: ``(labels, boxes)`` (:mod:`dipseg.eval.boxlabels`)."""
+    return box_job_labels(sample.gt, dataset, sampler, int(budget), label_seed(seed, sample.id), sample.void)
 
 
 @dataclass(frozen=True)
@@ -130,9 +138,17 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
     for the example images of the first seed, else None.
     """
     t0 = time.perf_counter()
-    labels = make_labels(sample, job.sampler, job.budget, job.seed)
+    boxes = None
+    if job.sampler in BOX_SAMPLERS:
+        labels, boxes = make_box_labels(sample, job.sampler, job.budget, job.seed, ctx.dataset)
+    else:
+        labels = make_labels(sample, job.sampler, job.budget, job.seed)
     m = job.method
-    seg = segment(sample.image, labels, m.method, preset=m.preset, seed=int(job.seed), device=ctx.device,
+    if boxes is not None and not boxes:
+        # every component too small for a box: the whole image lies outside every box
+        labels = np.zeros(sample.gt.shape, np.int64)
+    seg = segment(sample.image, labels if (labels != IGNORE).any() else None, m.method, preset=m.preset,
+                  seed=int(job.seed), device=ctx.device, boxes=boxes or None,
                   threads=ctx.threads if m.is_dipseg else None, network=dict(m.network_overrides) or None,
                   **dict(m.overrides))
     conf = confusion_matrix(sample.gt, seg.classes, ctx.num_classes, void=sample.void)
@@ -165,6 +181,10 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
         "info": info,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    if boxes is not None:
+        errors, scored = box_error(sample.gt, seg.classes, boxes, sample.void)
+        row["boxes"] = len(boxes)
+        row["box_errors"], row["box_pixels"] = errors, scored
     mask = None
     if sample.id in ctx.example_ids and int(job.seed) == ctx.example_seed:
         mask = seg.classes.astype(np.uint8)

@@ -66,6 +66,9 @@ def summarize(rows: Iterable[dict], order: Sequence[tuple] | None = None) -> lis
             "labelled_per_class": float(np.mean([r["labelled_pixels"] / max(1, len(r["labelled_classes"]))
                                                  for r in group])),
         })
+        if all("box_pixels" in r for r in group):
+            # the GrabCut literature's error rate: misclassified / scored pixels inside the boxes
+            out[-1]["box_error"] = 100 * sum(r["box_errors"] for r in group) / max(1, sum(r["box_pixels"] for r in group))
     return out
 
 
@@ -77,7 +80,7 @@ def _budget_sort(b: str):
 
 
 def _fmt(col: str, value: Any) -> str:
-    if col in ("miou", "pixel_acc", "mean_image_miou"):
+    if col in ("miou", "pixel_acc", "mean_image_miou", "box_error"):
         return "nan" if value is None or math.isnan(value) else f"{value:.2f}"
     if col == "mean_seconds":
         return f"{value:.3f}"
@@ -85,26 +88,34 @@ def _fmt(col: str, value: Any) -> str:
 
 
 def write_summary(out: Path, summary: list[dict]) -> tuple[Path, Path]:
-    """Write ``summary.csv`` (exactly :data:`SUMMARY_COLUMNS`) and ``summary.md``."""
+    """Write ``summary.csv`` (:data:`SUMMARY_COLUMNS`) and ``summary.md``.
+
+    With box label modes a last column ``box_error`` holds the error rate inside the
+    boxes, in % (empty for other modes).
+    """
+    columns = SUMMARY_COLUMNS + (("box_error",) if any("box_error" in s for s in summary) else ())
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(SUMMARY_COLUMNS)
+    w.writerow(columns)
     for s in summary:
-        w.writerow([_fmt(c, s[c]) for c in SUMMARY_COLUMNS])
+        w.writerow([_fmt(c, s[c]) if c in s else "" for c in columns])
     csv_path = out / "summary.csv"
     write_atomic(csv_path, buf.getvalue())
     lines = [
-        "| " + " | ".join(SUMMARY_COLUMNS) + " |",
-        "|" + "|".join("---" if c in ("dataset", "method", "sampler") else "---:" for c in SUMMARY_COLUMNS) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c in ("dataset", "method", "sampler") else "---:" for c in columns) + "|",
     ]
     for s in summary:
-        lines.append("| " + " | ".join(_fmt(c, s[c]) for c in SUMMARY_COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(c, s[c]) if c in s else "" for c in columns) + " |")
     md = (
         "# dipseg bench summary\n\n"
         + "\n".join(lines)
         + "\n\nmiou, pixel_acc: from one confusion matrix summed over the images (VOC protocol), in %. "
         "mean_image_miou: mean of each image's own mIoU, in %. budget: labelled pixels per class "
-        "(or the scribble set). mean_seconds: mean wall time of one method call.\n"
+        "(or the scribble set). mean_seconds: mean wall time of one method call."
+        + (" box_error: misclassified pixels inside the boxes, in % of the scored pixels there "
+           "(the GrabCut literature's error rate)." if len(columns) > len(SUMMARY_COLUMNS) else "")
+        + "\n"
     )
     md_path = out / "summary.md"
     write_atomic(md_path, md)

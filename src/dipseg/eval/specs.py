@@ -25,6 +25,8 @@ from ..dip.config import config_dict, given
 from ..samplers import SAMPLERS
 
 SCRIBBLES = "scribbles"
+BOX_MODES = ("box", "box+clicks")
+"""Label modes with boxes drawn from ground truth (:mod:`dipseg.eval.boxlabels`)."""
 SCRIBBLE_SETS = ("set-1", "set-2")
 DEFAULT_SCRIBBLE_SET = "set-1"
 
@@ -33,7 +35,9 @@ def parse_label_specs(specs: Sequence[str]) -> list[tuple[str, int | str]]:
 
     ``SAMPLER:N1,N2,...`` gives N pixels per class for a sampler of
     :data:`dipseg.samplers.SAMPLERS`; ``scribbles`` (or ``scribbles:set-1,set-2``) uses a
-    dataset's real scribbles, the budget being the scribble set's name.
+    dataset's real scribbles, the budget being the scribble set's name; ``box`` gives
+    boxes drawn from ground truth (budget 0) and ``box+clicks:N1,...`` the boxes plus N
+    pixels of each object (:mod:`dipseg.eval.boxlabels`).
 
     Raises
     ------
@@ -45,7 +49,7 @@ def parse_label_specs(specs: Sequence[str]) -> list[tuple[str, int | str]]:
     if not specs:
         raise ValueError("no --labels given; e.g. --labels uniform:1,10,100 --labels blobs:30,100,300")
     out: list[tuple[str, int | str]] = []
-    known = ", ".join([*SAMPLERS, SCRIBBLES])
+    known = ", ".join([*SAMPLERS, SCRIBBLES, *BOX_MODES])
     for spec in specs:
         text = spec.strip()
         name, sep, rest = text.partition(":")
@@ -57,7 +61,12 @@ def parse_label_specs(specs: Sequence[str]) -> list[tuple[str, int | str]]:
                     raise ValueError(f"--labels {spec!r}: unknown scribble set {s!r}; choose {', '.join(SCRIBBLE_SETS)}")
                 out.append((SCRIBBLES, s))
             continue
-        if name not in SAMPLERS:
+        if name == "box":
+            if sep and rest.strip() not in ("", "0"):
+                raise ValueError(f"--labels {spec!r}: box takes no budget; use box+clicks:N for boxes plus clicks")
+            out.append(("box", 0))
+            continue
+        if name not in SAMPLERS and name != "box+clicks":
             raise ValueError(f"--labels {spec!r}: unknown sampler {name!r}; choose one of: {known}")
         if not sep or not rest.strip():
             raise ValueError(f"--labels {spec!r}: give pixels per class, e.g. {name}:1,10,100")

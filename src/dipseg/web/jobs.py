@@ -177,8 +177,8 @@ class JobQueue:
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
-    def submit(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool) -> Job:
-        """Admit a fit of ``image`` from ``labels`` (uint8, 255 = unlabelled); call on the event loop.
+    def submit(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=None) -> Job:
+        """Admit a fit of ``image`` from ``labels`` (uint8, 255 = unlabelled) and ``boxes``; call on the event loop.
 
         Raises
         ------
@@ -199,20 +199,26 @@ class JobQueue:
             job = Job(secrets.token_hex(8), entry.id, loop, position=max(0, busy + 1 - self.settings.workers))
             self.jobs[job.id] = job
             try:
-                self.pool.submit(self._run, job, entry, image, labels, warm)
+                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []))
             except RuntimeError:
                 self.jobs.pop(job.id, None)
                 raise ShuttingDown("the server is shutting down") from None
         return job
 
-    def _warm_state(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool):
+    def _warm_state(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=()):
         """The image's last fit state if this fit can continue from it, else None (the state is used up)."""
         if not warm:
             return None
         with self.lock:
             state = self.states.pop(entry.id, None)
         preset = self.settings.preset_config
-        if state is None or not state.can_continue(image.shape[:2], labels, preset.network, preset.fit):
+        class_ids = None
+        if boxes:
+            from ..boxes import box_classes, box_labels
+            from ..labels import labelled_classes
+
+            class_ids = np.union1d(labelled_classes(box_labels(boxes, image.shape[:2], labels)), box_classes(boxes))
+        if state is None or not state.can_continue(image.shape[:2], labels, preset.network, preset.fit, class_ids):
             return None
         return state
 
@@ -228,7 +234,8 @@ class JobQueue:
             while len(self.states) > MAX_WARM_STATES:
                 self.states.popitem(last=False)
 
-    def _run(self, job: Job, entry: ImageEntry, image: np.ndarray, labels8: np.ndarray, warm: bool) -> None:
+    def _run(self, job: Job, entry: ImageEntry, image: np.ndarray, labels8: np.ndarray, warm: bool,
+             boxes: list | None = None) -> None:
         """Worker thread: one fit, reporting to ``job``; every exception goes to the client."""
         try:
             with self.lock:
@@ -236,8 +243,11 @@ class JobQueue:
                     return
                 job.state = "running"
             size = fit_size(image.shape[:2], self.settings.max_fit_pixels)
+            H, W = image.shape[:2]
             image, labels = fit_inputs(image, labels8, size)
-            state = self._warm_state(entry, image, labels, warm)
+            # boxes come in image pixels; the fit may run on a smaller copy
+            boxes = [b.scaled(size[0] / H, size[1] / W) for b in (boxes or [])]
+            state = self._warm_state(entry, image, labels, warm, boxes)
             iterations = self.settings.preset_config.fit.iterations
             if state is not None:
                 iterations = max(1, math.ceil(iterations * self.settings.warm_fraction))
@@ -245,7 +255,8 @@ class JobQueue:
             job.emit("start", {"job": job.id, "image": entry.id, "total": iterations,
                                "warm_start": state is not None, "preset": self.settings.preset,
                                "fit_width": size[1], "fit_height": size[0]})
-            seg = segment(image, labels, "dipseg", preset=self.settings.preset, device=self.settings.device,
+            seg = segment(image, labels, "dipseg", boxes=boxes or None, preset=self.settings.preset,
+                          device=self.settings.device,
                           callback=self._callback(job), preview_every=max(1, iterations // PREVIEWS),
                           warm_start=state, threads=self.settings.threads,
                           **dict(self.settings.fit_overrides, iterations=iterations))

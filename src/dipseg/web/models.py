@@ -139,10 +139,15 @@ LabelsIn = Union[RunLengthLabels, str]
 """Labels in a request: run-length code, or a PNG as data URL / base64 (index or RGBA scribbles)."""
 
 
-class SegmentRequest(BaseModel):
-    """Body of ``POST /api/images/{id}/segment``."""
+BoxesIn = list[list[float]]
+"""Boxes in a request: ``[[class, x0, y0, x1, y1], ...]`` in image pixels (see docs/boxes.md)."""
 
-    labels: LabelsIn
+
+class SegmentRequest(BaseModel):
+    """Body of ``POST /api/images/{id}/segment``: labels, boxes or both."""
+
+    labels: LabelsIn | None = None
+    boxes: BoxesIn | None = None
     warm_start: bool = True
 
 
@@ -150,6 +155,7 @@ class SaveRequest(BaseModel):
     """Body of ``POST /api/images/{id}/save`` (may be empty)."""
 
     labels: LabelsIn | None = None
+    boxes: BoxesIn | None = None
 
 
 class Progress(BaseModel):

@@ -93,6 +93,10 @@ def display_name(name: str) -> str:
     return name or "image"
 
 
+COCO_FILE = "annotations.json"
+"""The COCO results file of the whole output folder (every saved image's masks, RLE, and boxes)."""
+
+
 def outputs_for(stem: str) -> dict[str, str]:
     """File names written into ``--out`` for an image with output stem ``stem``."""
     return {"mask": f"{stem}.png", "labels": f"{stem}_labels.png", "meta": f"{stem}_meta.json"}
@@ -211,6 +215,7 @@ class ImageStore:
         self.order: list[str] = []
         self.reserved: dict[str, str] = {}  # output file name -> image id
         self.labels: dict[str, Packed] = {}
+        self.boxes: dict[str, list] = {}
         self.results: dict[str, Result] = {}
         # what this server last wrote for each image: (labels digest, mask version)
         self.written: dict[str, tuple[str | None, int | None]] = {}
@@ -407,7 +412,7 @@ class ImageStore:
         self.order.remove(image_id)
         for f in entry.outputs().values():
             self.reserved.pop(f, None)
-        for d in (self.labels, self.results, self.cache, self.written, self.save_locks):
+        for d in (self.labels, self.boxes, self.results, self.cache, self.written, self.save_locks):
             d.pop(image_id, None)
         try:
             entry.path.unlink()
@@ -493,6 +498,60 @@ class ImageStore:
             raise InputError(f"label PNG is {img.size[0]}x{img.size[1]} but the image is {W}x{H}")
         labels = labels_from_image(img, len(self.class_names), where="label PNG")
         return self._classes_only(labels, "label PNG")
+
+    def parse_boxes(self, value: Any, shape: tuple[int, int]) -> list:
+        """Boxes from a request, ``[[class, x0, y0, x1, y1], ...]`` in image pixels (None or [] for none).
+
+        Raises
+        ------
+        InputError
+            Not a list of 5 numbers each, a box outside the image, empty or inverted, the
+            background or an unknown class.
+        """
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise InputError("boxes must be a list of [class, x0, y0, x1, y1]")
+        from ..boxes import validate_boxes
+
+        try:
+            return validate_boxes(value, shape, num_classes=len(self.class_names))
+        except ValueError as exc:
+            raise InputError(f"boxes: {exc}") from None
+
+    def set_boxes(self, entry: ImageEntry, boxes: list) -> None:
+        """Keep ``boxes`` (a list of :class:`dipseg.boxes.Box`) as the image's current boxes."""
+        with self.lock:
+            if entry.id in self.entries:
+                self.boxes[entry.id] = list(boxes)
+
+    def _write_coco(self, entry: ImageEntry, classes: np.ndarray, boxes: list) -> str:
+        """Put this image's result into ``--out/annotations.json`` (COCO, RLE masks), replacing its old one."""
+        from ..boxio import coco_annotations
+
+        path = self.out_dir / COCO_FILE
+        data = {"images": [], "annotations": [], "categories": []}
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(old, dict) and isinstance(old.get("images"), list):
+                    data = old
+            except (OSError, ValueError):
+                pass  # an unreadable file is rewritten from this image on
+        keep = [im for im in data["images"] if isinstance(im, dict) and im.get("file_name") != entry.name]
+        kept_ids = {im.get("id") for im in keep}
+        anns = [a for a in data.get("annotations", []) if isinstance(a, dict) and a.get("image_id") in kept_ids]
+        image_id = max([int(i) for i in kept_ids if isinstance(i, int)] + [0]) + 1
+        keep.append({"id": image_id, "file_name": entry.name, "height": int(classes.shape[0]),
+                     "width": int(classes.shape[1])})
+        new = coco_annotations(classes, boxes or None, image_id=image_id,
+                               start_id=max([int(a.get("id", 0)) for a in anns] + [0]) + 1)
+        anns += new
+        used = sorted({a["category_id"] for a in anns})
+        names = self.class_names
+        cats = [{"id": c, "name": names[c] if c < len(names) else str(c)} for c in used]
+        text = json.dumps({"images": keep, "annotations": anns, "categories": cats})
+        return self._atomic(COCO_FILE, text.encode("utf-8"))
 
     def set_labels(self, entry: ImageEntry, labels: np.ndarray) -> None:
         """Keep ``labels`` (uint8, 255 = unlabelled) as the image's current labels."""
@@ -603,7 +662,8 @@ class ImageStore:
                 tmp.unlink()
         return final.name
 
-    def save(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray | None = None) -> dict[str, Any]:
+    def save(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray | None = None,
+             boxes: list | None = None) -> dict[str, Any]:
         """Write the mask, the labels and the metadata of ``entry`` into ``--out``.
 
         Saves of one image run one at a time, from taking the labels to the last file, so
@@ -615,6 +675,9 @@ class ImageStore:
         image : ndarray (H, W, 3) uint8
         labels : ndarray (H, W) uint8, optional
             New current labels (255 = unlabelled), set first; else the current ones.
+        boxes : list of Box, optional
+            New current boxes, set first. With a mask, the result also goes into
+            ``annotations.json`` (COCO, RLE masks and boxes), and boxes into ``<stem>_boxes.csv``.
 
         Returns
         -------
@@ -633,9 +696,12 @@ class ImageStore:
         with lock:
             if labels is not None:
                 self.set_labels(entry, labels)
+            if boxes is not None:
+                self.set_boxes(entry, boxes)
             with self.lock:
                 result = self.results.get(entry.id)
                 packed = self.labels.get(entry.id)
+                current_boxes = list(self.boxes.get(entry.id, []))
             if result is None and packed is None:
                 raise Conflict("nothing to save yet: paint labels and press Segment first")
             labels = packed.unpack() if packed is not None else None
@@ -645,6 +711,16 @@ class ImageStore:
                 files["mask"] = self._atomic(names["mask"], encode_palette_png(result.classes.unpack()))
             if labels is not None:
                 files["labels"] = self._atomic(names["labels"], encode_palette_png(labels))
+            if current_boxes:
+                import io as _io
+
+                buf = _io.StringIO()
+                buf.write("class,x0,y0,x1,y1\n")
+                for b in current_boxes:
+                    buf.write(f"{self.class_names[b.cls]},{b.x0:g},{b.y0:g},{b.x1:g},{b.y1:g}\n")
+                files["boxes"] = self._atomic(f"{entry.stem}_boxes.csv", buf.getvalue().encode("utf-8"))
+            if result is not None:
+                files["coco"] = self._write_coco(entry, result.classes.unpack(), current_boxes)
             meta = {
                 "image": entry.name,
                 "image_path": str(entry.path) if entry.source == "folder" else None,
@@ -654,6 +730,7 @@ class ImageStore:
                 "classes": list(self.class_names),
                 "files": dict(files, meta=names["meta"]),
                 "labelled_pixels": int((labels != UNLABELLED).sum()) if labels is not None else None,
+                "boxes": [b.as_list() for b in current_boxes],
                 "mask_from_these_labels": bool(result is not None and packed is not None
                                                and result.labels.digest == packed.digest),
                 "fit": result.meta if result is not None else None,

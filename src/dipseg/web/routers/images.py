@@ -170,5 +170,6 @@ async def save_image(entry: ImageEntry = Depends(image_entry), store: ImageStore
     labels = None
     if body.get("labels") is not None:
         labels = await run_in_threadpool(store.parse_labels, body["labels"], image.shape[:2])
+    boxes = store.parse_boxes(body["boxes"], image.shape[:2]) if "boxes" in body else None
     del body
-    return await run_in_threadpool(store.save, entry, image, labels)
+    return await run_in_threadpool(store.save, entry, image, labels, boxes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -29,20 +30,24 @@ async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageSt
                         jobs: JobQueue = Depends(get_jobs), settings: Settings = Depends(get_settings),
                         reader: Body = Depends(body_reader)) -> StreamingResponse:
     body = await reader.json(settings.max_json_bytes)
-    if "labels" not in body:
-        raise InputError("the JSON body needs 'labels': {width, height, rle} or a PNG data URL")
+    if body.get("labels") is None and not body.get("boxes"):
+        raise InputError("the JSON body needs 'labels' ({width, height, rle} or a PNG data URL), 'boxes' or both")
     warm = body.get("warm_start", True)
     if not isinstance(warm, bool):
         raise InputError("warm_start must be true or false")
     image = await run_in_threadpool(store.load_image, entry)
-    labels = await run_in_threadpool(store.parse_labels, body["labels"], image.shape[:2])
+    shape = image.shape[:2]
+    labels = np.full(shape, UNLABELLED, np.uint8) if body.get("labels") is None else \
+        await run_in_threadpool(store.parse_labels, body["labels"], shape)
+    boxes = store.parse_boxes(body.get("boxes"), shape)
     del body
     reader.release()  # the fit may run for minutes; the body's bytes are done with
-    if not (labels != UNLABELLED).any():
-        raise InputError("no pixel is labelled: paint at least two classes before segmenting")
+    if not (labels != UNLABELLED).any() and not boxes:
+        raise InputError("no pixel is labelled: paint at least two classes (or draw a box) before segmenting")
     jobs.check_fittable(image)
     store.set_labels(entry, labels)
-    job = jobs.submit(entry, image, labels, warm)
+    store.set_boxes(entry, boxes)
+    job = jobs.submit(entry, image, labels, warm, boxes)
     return StreamingResponse(jobs.stream(job), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

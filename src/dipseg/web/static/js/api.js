@@ -86,7 +86,7 @@ export const getImageInfo = (id) => json("GET", `/api/images/${enc(id)}`);
 // The URL comes from the image's info (labels_url), not built here.
 export const getLabels = (url) => json("GET", url);
 
-export const saveImage = (id, labels) => json("POST", `/api/images/${enc(id)}/save`, { labels });
+export const saveImage = (id, labels, boxes) => json("POST", `/api/images/${enc(id)}/save`, { labels, boxes: boxes || [] });
 
 export const cancelJob = (jobId) => json("POST", `/api/jobs/${enc(jobId)}/cancel`);
 
@@ -139,11 +139,11 @@ async function readEvents(resp, onEvent) {
 }
 
 // Resolves when the stream ends; aborting `signal` closes it, which cancels the fit on the server.
-export async function segment(id, labels, signal, onEvent) {
+export async function segment(id, labels, signal, onEvent, boxes) {
   const resp = await send(`/api/images/${enc(id)}/segment`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify({ labels }),
+    body: JSON.stringify(boxes && boxes.length ? { labels, boxes } : { labels }),
     signal,
   });
   await readEvents(resp, onEvent);

@@ -3,6 +3,7 @@
 
 import { S, UNLABELLED, markDirty, pushUndo, historyChanged } from "./state.js";
 import { makeCanvas, scheduleRender } from "./view.js";
+import { applyBoxes } from "./boxes.js";
 
 // ------------------------------------------------------------------ labels <-> wire
 
@@ -189,18 +190,25 @@ function applyRegion(e, which) {
   scheduleRender();
 }
 
+function apply(e, which) {
+  if (e.kind === "boxes") {
+    applyBoxes(e, which);
+    scheduleRender();
+  } else applyRegion(e, which);
+}
+
 export function undo() {
-  if (S.stroke || !S.undo.length) return;
+  if (S.stroke || S.boxDrag || !S.undo.length) return;
   const e = S.undo.pop();
-  applyRegion(e, "before");
+  apply(e, "before");
   S.redo.push(e);
   historyChanged();
 }
 
 export function redo() {
-  if (S.stroke || !S.redo.length) return;
+  if (S.stroke || S.boxDrag || !S.redo.length) return;
   const e = S.redo.pop();
-  applyRegion(e, "after");
+  apply(e, "after");
   S.undo.push(e);
   historyChanged();
 }

@@ -28,6 +28,7 @@ import {
   redo,
   clearLabels,
 } from "./labels.js";
+import { resetBoxes, beginBox, dragBox, endBox, deleteSelectedBox, encodeBoxes } from "./boxes.js";
 import {
   canvas,
   scheduleRender,
@@ -115,6 +116,7 @@ function setTool(t) {
   S.tool = t;
   $("tool-brush").setAttribute("aria-pressed", String(t === "brush"));
   $("tool-eraser").setAttribute("aria-pressed", String(t === "eraser"));
+  $("tool-box").setAttribute("aria-pressed", String(t === "box"));
   setData("tool", t);
   scheduleRender();
 }
@@ -149,6 +151,9 @@ function updateButtons() {
   $("save").disabled = !ready || S.saving;
   $("undo").disabled = !S.undo.length;
   $("redo").disabled = !S.redo.length;
+  $("delete-box").disabled = !ready || S.selectedBox < 0;
+  $("box-count").textContent = `${S.boxes.length} box${S.boxes.length === 1 ? "" : "es"}`;
+  setData("boxes", S.boxes.length);
   $("clear").disabled = !ready;
   const dl = $("download");
   if (ready && S.maskKind === "final") {
@@ -275,6 +280,7 @@ async function openImage(id) {
     S.H = info.height;
     S.img = img;
     if (!resetLabels(labels)) note += " (saved labels have another size; ignored)";
+    resetBoxes([]);
     resetMask();
     if (mask) drawMask(mask, "final");
     setData("mask", S.maskKind);
@@ -303,7 +309,7 @@ async function openImage(id) {
     let loaded = "";
     if (held) loaded += `The ${held} from before are not saved yet: Save (Ctrl+S) writes them. `;
     if (saved) loaded += `Loaded ${saved} from the output folder. `;
-    status(`${loaded}Paint blobs of two or more classes, then run DIPSEG (Enter).${note}`);
+    status(`${loaded}Paint blobs of two or more classes or draw boxes around objects (R), then run DIPSEG (Enter).${note}`);
     if (window.history && window.history.replaceState) window.history.replaceState(null, "", `#${encodeURIComponent(info.id)}`);
   } catch (e) {
     if (token !== S.loadToken) return;
@@ -435,8 +441,8 @@ async function onFitEvent(job, ev, d) {
 
 async function runSegment() {
   if (!S.img || S.job || app.dataset.state !== "ready") return;
-  if (!labelledCount()) {
-    status("Paint some labels first: at least two classes.", "error");
+  if (!labelledCount() && !S.boxes.length) {
+    status("Paint some labels first (at least two classes), or draw a box around an object.", "error");
     return;
   }
   const job = { id: S.id, ctl: new AbortController(), jobId: null, done: false };
@@ -450,7 +456,7 @@ async function runSegment() {
     const labels = encodeLabels();
     for (let attempt = 1; ; attempt++) {
       try {
-        await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d));
+        await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d), encodeBoxes());
         break;
       } catch (e) {
         // every fit slot is taken: wait as long as the server asks, then try again by itself
@@ -539,11 +545,11 @@ async function save() {
   try {
     let r;
     try {
-      r = await api.saveImage(S.id, encodeLabels());
+      r = await api.saveImage(S.id, encodeLabels(), encodeBoxes());
     } catch (e) {
       // a restarted server has a new token, and still has the folder's images: save there
       if (e.kind !== "token" || (await checkServer()) !== "restarted" || !S.images.some((im) => im.id === S.id)) throw e;
-      r = await api.saveImage(S.id, encodeLabels());
+      r = await api.saveImage(S.id, encodeLabels(), encodeBoxes());
     }
     markSaved();
     status(`Wrote ${Object.values(r.files).join(", ")} to ${r.out_dir}`, "ok");
@@ -596,7 +602,10 @@ function bind() {
     }
     if (e.button !== 0) return;
     e.preventDefault();
-    beginStroke(p);
+    if (S.tool === "box") {
+      beginBox(p);
+      updateButtons();
+    } else beginStroke(p);
     scheduleRender();
   });
   canvas.addEventListener("pointermove", (e) => {
@@ -606,6 +615,8 @@ function bind() {
       S.view.x = S.pan.x + e.clientX - S.pan.sx;
       S.view.y = S.pan.y + e.clientY - S.pan.sy;
       S.fitted = false;
+    } else if (S.boxDrag) {
+      dragBox(p);
     } else if (S.stroke) {
       const evs = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
       for (const ce of evs.length ? evs : [e]) strokeTo(toImage(ce));
@@ -618,12 +629,16 @@ function bind() {
       stage.classList.remove("panning");
     }
     if (S.stroke) endStroke();
+    if (S.boxDrag) {
+      endBox();
+      updateButtons();
+    }
     scheduleRender();
   };
   canvas.addEventListener("pointerup", up);
   canvas.addEventListener("pointercancel", up);
   canvas.addEventListener("pointerleave", () => {
-    if (!S.stroke && !S.pan) {
+    if (!S.stroke && !S.pan && !S.boxDrag) {
       S.pointer = null;
       scheduleRender();
     }
@@ -642,6 +657,11 @@ function bind() {
 
   $("tool-brush").addEventListener("click", () => setTool("brush"));
   $("tool-eraser").addEventListener("click", () => setTool("eraser"));
+  $("tool-box").addEventListener("click", () => setTool("box"));
+  $("delete-box").addEventListener("click", () => {
+    if (deleteSelectedBox()) scheduleRender();
+    updateButtons();
+  });
   $("brush-size").addEventListener("input", (e) => setSize(Number(e.target.value), true));
   $("opacity").addEventListener("input", (e) => setOpacity(Number(e.target.value)));
   $("undo").addEventListener("click", undo);
@@ -740,6 +760,16 @@ function onKey(e) {
     case "E":
       setTool("eraser");
       break;
+    case "r":
+    case "R":
+      setTool("box");
+      break;
+    case "Delete":
+    case "Backspace":
+      if (deleteSelectedBox()) scheduleRender();
+      else handled = false;
+      updateButtons();
+      break;
     case "Enter":
       runSegment();
       break;
@@ -812,6 +842,8 @@ window.dipseg = {
     brushSize: S.size,
     zoom: S.view.scale,
     labelled: labelledCount(),
+    boxes: S.boxes.map((b) => [b.cls, b.x0, b.y0, b.x1, b.y1]),
+    selectedBox: S.selectedBox,
     undo: S.undo.length,
     redo: S.redo.length,
     job: S.job ? S.job.jobId : null,

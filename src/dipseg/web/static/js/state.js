@@ -22,7 +22,10 @@ export const S = {
   maskCtx: null,
   maskKind: "none",
   cls: 1,
-  tool: "brush",
+  tool: "brush", // brush | eraser | box
+  boxes: [], // [{cls, x0, y0, x1, y1}] in image pixels
+  boxDrag: null,
+  selectedBox: -1,
   size: 15,
   sizeChosen: false,
   opacity: 0.5,

@@ -2,6 +2,7 @@
 // transform. view = screen position of image pixel (0, 0) and CSS pixels per image pixel.
 
 import { S, setData } from "./state.js";
+import { drawBoxes } from "./boxes.js";
 
 const app = document.getElementById("app");
 const stage = document.getElementById("stage");
@@ -50,6 +51,7 @@ function render() {
   ctx.drawImage(S.labelCanvas, 0, 0);
   ctx.globalAlpha = 1;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  drawBoxes(ctx, colourOf);
   if (S.hintOn && S.hint && S.hint.suggestion) {
     // a ring the size of a click, drawn in screen pixels so it stays visible at any zoom
     const p = { x: v.x + (S.hint.suggestion.x + 0.5) * v.scale, y: v.y + (S.hint.suggestion.y + 0.5) * v.scale };
@@ -69,7 +71,20 @@ function render() {
   ctx.strokeStyle = "rgba(255,255,255,0.3)";
   ctx.lineWidth = 1;
   ctx.strokeRect(v.x - 0.5, v.y - 0.5, S.W * v.scale + 1, S.H * v.scale + 1);
-  if (S.pointer && !S.pan && app.dataset.state === "ready") {
+  if (S.pointer && !S.pan && app.dataset.state === "ready" && S.tool === "box") {
+    // a crosshair in the class colour: where the box's corner goes
+    const { sx, sy } = S.pointer;
+    for (const [colour, width] of [["rgba(0,0,0,0.8)", 3], [colourOf(S.cls), 1.5]]) {
+      ctx.beginPath();
+      ctx.moveTo(sx - 10, sy);
+      ctx.lineTo(sx + 10, sy);
+      ctx.moveTo(sx, sy - 10);
+      ctx.lineTo(sx, sy + 10);
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = width;
+      ctx.stroke();
+    }
+  } else if (S.pointer && !S.pan && app.dataset.state === "ready") {
     const r = Math.max(1.5, (S.size / 2) * v.scale);
     ctx.beginPath();
     ctx.arc(S.pointer.sx, S.pointer.sy, r, 0, 2 * Math.PI);

@@ -1,0 +1,378 @@
+"""Box files annotators exchange, in and out: Pascal VOC XML, COCO JSON, CSV; COCO results with RLE masks.
+
+Readers (:func:`read_boxes`) return :class:`dipseg.boxes.Box` objects in dipseg's pixel-edge
+coordinates (:mod:`dipseg.boxes`):
+
+* **Pascal VOC XML** (``<annotation><object><name>dog</name><bndbox><xmin>..``): 1-based,
+  inclusive pixel indices, so ``x0 = xmin - 1``, ``x1 = xmax`` (likewise ``y``). Names are
+  classes by name (VOC's 20 by default, or the ``classes`` given);
+* **COCO JSON** (``{"annotations": [{"bbox": [x, y, w, h], "category_id": 18, "image_id": ..}],
+  "categories": [..], "images": [..]}``, or a bare list of annotations): ``x0 = x``,
+  ``x1 = x + w``. Categories are mapped to classes by name when the file has
+  ``categories`` whose names are known classes, else ``category_id`` is the class id;
+* **CSV** ``class,x0,y0,x1,y1`` (an optional header line; ``class`` a name or an id), in
+  dipseg's own coordinates.
+
+Coordinates up to :data:`CLIP_TOLERANCE` pixels outside the image (rounding in other
+tools) are clipped to it; anything further out is an error.
+
+:func:`coco_results` writes masks back as COCO annotations: an ``annotations.json`` with one
+annotation per box (its class's pixels inside it; per class without boxes), each with its
+mask as COCO RLE (``pycocotools.mask.encode``), its ``area`` and its ``bbox``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .boxes import Box, validate_boxes
+from .io import VOC_CLASSES, InputError
+
+CLIP_TOLERANCE = 1.0
+"""Pixels a box may stick out of the image in a file before it is refused (then clipped)."""
+
+FORMATS = ("auto", "voc", "coco", "csv")
+
+
+def _class_of(name: str, classes: Sequence[str], where: str) -> int:
+    text = str(name).strip()
+    lookup = {c.lower(): i for i, c in enumerate(classes)}
+    if text.lower() in lookup:
+        return lookup[text.lower()]
+    if text.isdigit():
+        return int(text)
+    raise InputError(f"{where}: unknown class {text!r}; known: {', '.join(classes)}")
+
+
+def _clip(box: Box, shape: tuple[int, int] | None, where: str) -> Box:
+    if shape is None:
+        return box
+    h, w = shape
+    t = CLIP_TOLERANCE
+    if box.x0 < -t or box.y0 < -t or box.x1 > w + t or box.y1 > h + t:
+        raise InputError(f"{where}: box ({box.x0:g}, {box.y0:g}, {box.x1:g}, {box.y1:g}) is outside the {w}x{h} "
+                         "(WxH) image")
+    return Box(box.cls, max(0.0, box.x0), max(0.0, box.y0), min(float(w), box.x1), min(float(h), box.y1))
+
+
+def _num(text: Any, where: str) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise InputError(f"{where}: {text!r} is not a finite number")
+    return v
+
+
+def detect_format(path: Path, text: str) -> str:
+    """``voc``, ``coco`` or ``csv`` from the file's suffix, else from its first character."""
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        return "voc"
+    if suffix == ".json":
+        return "coco"
+    if suffix in (".csv", ".txt"):
+        return "csv"
+    head = text.lstrip()[:1]
+    return "voc" if head == "<" else "coco" if head in "{[" else "csv"
+
+
+def read_voc_xml(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[int, int] | None = None,
+                 where: str = "VOC XML") -> list[Box]:
+    """Boxes of a Pascal VOC annotation (module docstring).
+
+    Raises
+    ------
+    InputError
+        Not XML, an ``<object>`` without ``<name>`` or ``<bndbox>``, an unknown class, a bad number.
+    """
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise InputError(f"{where} is not valid XML: {exc}") from None
+    out = []
+    for i, obj in enumerate(root.iter("object")):
+        here = f"{where}, object {i + 1}"
+        name, bb = obj.find("name"), obj.find("bndbox")
+        if name is None or bb is None or name.text is None:
+            raise InputError(f"{here}: needs <name> and <bndbox>")
+        vals = {}
+        for key in ("xmin", "ymin", "xmax", "ymax"):
+            node = bb.find(key)
+            if node is None:
+                raise InputError(f"{here}: <bndbox> has no <{key}>")
+            vals[key] = _num(node.text, f"{here} <{key}>")
+        box = Box(_class_of(name.text, classes, here), vals["xmin"] - 1, vals["ymin"] - 1, vals["xmax"], vals["ymax"])
+        out.append(_clip(box, shape, here))
+    return out
+
+
+def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[int, int] | None = None,
+                   image: str | int | None = None, where: str = "COCO JSON") -> list[Box]:
+    """Boxes of a COCO annotation file (module docstring).
+
+    Parameters
+    ----------
+    image : str or int, optional
+        With several images in the file: the ``images[].id`` or ``file_name`` (or its stem)
+        whose boxes to read. A file of one image needs none.
+
+    Raises
+    ------
+    InputError
+        Not JSON, no annotations, several images and none chosen, a bad ``bbox``.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where} is not valid JSON: {exc}") from None
+    if isinstance(data, list):
+        anns, cats, images = data, [], []
+    elif isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        anns, cats, images = data["annotations"], data.get("categories") or [], data.get("images") or []
+    else:
+        raise InputError(f"{where}: expected a COCO file with an 'annotations' list (or a list of annotations)")
+    known = {c.lower() for c in classes}
+    by_name = {}
+    for c in cats:
+        if isinstance(c, dict) and "id" in c and str(c.get("name", "")).lower() in known:
+            by_name[c["id"]] = str(c["name"])
+    image_ids = {a.get("image_id") for a in anns if isinstance(a, dict)}
+    if image is not None:
+        wanted = {image}
+        for im in images:
+            if not isinstance(im, dict):
+                continue
+            fname = str(im.get("file_name", ""))
+            if str(image) in (str(im.get("id")), fname, Path(fname).stem):
+                wanted.add(im.get("id"))
+        anns = [a for a in anns if isinstance(a, dict) and (a.get("image_id") in wanted
+                                                             or str(a.get("image_id")) in map(str, wanted))]
+        if not anns:
+            raise InputError(f"{where}: no annotations of image {image!r}")
+    elif len(image_ids) > 1:
+        raise InputError(f"{where} holds boxes of {len(image_ids)} images; say which (image id or file name)")
+    out = []
+    for i, a in enumerate(anns):
+        here = f"{where}, annotation {i + 1}"
+        if not isinstance(a, dict) or "bbox" not in a or "category_id" not in a:
+            raise InputError(f"{here}: needs 'bbox' and 'category_id'")
+        bbox = a["bbox"]
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise InputError(f"{here}: bbox must be [x, y, w, h], got {bbox!r}")
+        x, y, w, h = (_num(v, f"{here} bbox") for v in bbox)
+        cat = a["category_id"]
+        if cat in by_name:
+            cls = _class_of(by_name[cat], classes, here)
+        elif isinstance(cat, int) and not isinstance(cat, bool):
+            cls = cat
+        else:
+            raise InputError(f"{here}: category_id {cat!r} is not a class")
+        out.append(_clip(Box(cls, x, y, x + w, y + h), shape, here))
+    return out
+
+
+def read_csv_boxes(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[int, int] | None = None,
+                   where: str = "box CSV") -> list[Box]:
+    """Boxes of a ``class,x0,y0,x1,y1`` file (module docstring).
+
+    Raises
+    ------
+    InputError
+        A line without 5 fields, a bad number or an unknown class.
+    """
+    out = []
+    for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or all(not f.strip() for f in row) or row[0].lstrip().startswith("#"):
+            continue
+        here = f"{where}, line {n}"
+        if len(row) != 5:
+            raise InputError(f"{here}: expected class,x0,y0,x1,y1 (5 fields), got {len(row)}")
+        if n == 1 and row[1].strip().lower() == "x0":
+            continue  # header
+        coords = [_num(f, here) for f in row[1:]]
+        out.append(_clip(Box(_class_of(row[0], classes, here), *coords), shape, here))
+    return out
+
+
+def read_boxes(path: str | os.PathLike, shape: tuple[int, int] | None = None, *, fmt: str = "auto",
+               classes: Sequence[str] = VOC_CLASSES, image: str | int | None = None,
+               background: int = 0, num_classes: int | None = None) -> list[Box]:
+    """Read boxes from a VOC XML, COCO JSON or CSV file, checked against an image of ``shape``.
+
+    Parameters
+    ----------
+    path : path-like
+    shape : (H, W), optional
+        The image's size: boxes are clipped (within :data:`CLIP_TOLERANCE`) and checked.
+    fmt : {"auto", "voc", "coco", "csv"}
+        ``auto``: by suffix (``.xml``, ``.json``, ``.csv``), else by content.
+    classes : sequence of str
+        Class names, index = class id (VOC's 21 by default).
+    image : str or int, optional
+        COCO files with several images: which one.
+    background, num_classes
+        As for :func:`dipseg.boxes.validate_boxes`.
+
+    Returns
+    -------
+    list of Box
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, a malformed file, an unknown class, a box outside the image.
+    """
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"box format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"box file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read box file {path}: {exc}") from None
+    fmt = detect_format(path, text) if fmt == "auto" else fmt
+    where = str(path)
+    if fmt == "voc":
+        boxes = read_voc_xml(text, classes, shape, where)
+    elif fmt == "coco":
+        boxes = read_coco_json(text, classes, shape, image, where)
+    else:
+        boxes = read_csv_boxes(text, classes, shape, where)
+    if not boxes:
+        raise InputError(f"{path} holds no boxes")
+    if shape is not None:
+        try:
+            boxes = validate_boxes(boxes, shape, background=background, num_classes=num_classes)
+        except ValueError as exc:
+            raise InputError(f"{path}: {exc}") from None
+    return boxes
+
+
+def write_csv_boxes(path: str | os.PathLike, boxes: Sequence[Box], classes: Sequence[str] | None = None) -> Path:
+    """Write boxes as ``class,x0,y0,x1,y1`` (class names when ``classes`` is given)."""
+    path = Path(path)
+    lines = ["class,x0,y0,x1,y1"]
+    for b in boxes:
+        name = classes[b.cls] if classes is not None and b.cls < len(classes) else str(b.cls)
+        lines.append(f"{name},{b.x0:g},{b.y0:g},{b.x1:g},{b.y1:g}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _require_pycocotools():
+    try:
+        from pycocotools import mask as mask_utils
+    except ImportError:  # pragma: no cover - a dependency, but say what to do if it is missing
+        raise ImportError("writing COCO results needs pycocotools: pip install pycocotools") from None
+    return mask_utils
+
+
+def rle_encode(mask: np.ndarray) -> dict:
+    """COCO RLE of a boolean ``(H, W)`` mask, ``counts`` as a str (JSON-ready)."""
+    mask_utils = _require_pycocotools()
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def rle_decode(rle: dict) -> np.ndarray:
+    """The boolean ``(H, W)`` mask of a COCO RLE (``counts`` str or bytes, or uncompressed list)."""
+    mask_utils = _require_pycocotools()
+    r = dict(rle)
+    if isinstance(r.get("counts"), list):
+        r = mask_utils.frPyObjects(r, *r["size"])
+    elif isinstance(r.get("counts"), str):
+        r["counts"] = r["counts"].encode("ascii")
+    with warnings.catch_warnings():
+        # pycocotools 2.0.x's Cython decoder trips NumPy 2's __array__(copy=) deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(r).astype(bool)
+
+
+def coco_annotations(classes_map: np.ndarray, boxes: Sequence[Box] | None = None, *, image_id: int = 1,
+                     background: int = 0, start_id: int = 1) -> list[dict]:
+    """COCO annotations of a class map: one per box (its class's pixels inside it), or one per class.
+
+    With boxes, each box's annotation is the pixels of its class inside it, assigned to the
+    smallest box where boxes of one class overlap. Without boxes, every class but the
+    background is one annotation. Each has ``segmentation`` (RLE), ``area``, ``bbox``
+    (``[x, y, w, h]`` of the mask), ``category_id`` (the class id), ``image_id``, ``id``
+    and ``iscrowd`` 0; with boxes also ``box`` (the input box, ``[x, y, w, h]``).
+    """
+    classes_map = np.asarray(classes_map)
+    out = []
+    parts: list[tuple[int, np.ndarray, Box | None]] = []
+    if boxes:
+        taken = np.zeros(classes_map.shape, bool)
+        for b in sorted(boxes, key=lambda b: b.area):
+            r0, r1, c0, c1 = b.pixels()
+            m = np.zeros(classes_map.shape, bool)
+            m[r0:r1, c0:c1] = classes_map[r0:r1, c0:c1] == b.cls
+            m &= ~taken
+            taken |= m
+            parts.append((b.cls, m, b))
+    else:
+        for c in np.unique(classes_map):
+            if int(c) != background:
+                parts.append((int(c), classes_map == c, None))
+    for n, (cls, m, b) in enumerate(parts):
+        ys, xs = np.nonzero(m)
+        bbox = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)] \
+            if len(ys) else [0, 0, 0, 0]
+        ann = {"id": start_id + n, "image_id": image_id, "category_id": int(cls), "segmentation": rle_encode(m),
+               "area": int(m.sum()), "bbox": bbox, "iscrowd": 0}
+        if b is not None:
+            ann["box"] = [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0]
+        out.append(ann)
+    return out
+
+
+def coco_results(entries: Sequence[dict], class_names: Sequence[str] | None = None, background: int = 0) -> dict:
+    """A COCO file of several images' results.
+
+    Parameters
+    ----------
+    entries : list of dict
+        Each ``{"file_name": str, "classes": (H, W) int array, "boxes": list of Box or None}``.
+    class_names : sequence of str, optional
+        Names of the categories (index = class id); ids alone without them.
+
+    Returns
+    -------
+    dict
+        ``{"images", "annotations", "categories"}``, JSON-serialisable.
+    """
+    images, anns, used = [], [], set()
+    for i, e in enumerate(entries, start=1):
+        cmap = np.asarray(e["classes"])
+        images.append({"id": i, "file_name": str(e["file_name"]), "height": int(cmap.shape[0]),
+                       "width": int(cmap.shape[1])})
+        new = coco_annotations(cmap, e.get("boxes"), image_id=i, background=background, start_id=len(anns) + 1)
+        anns += new
+        used |= {a["category_id"] for a in new}
+    cats = [{"id": c, "name": class_names[c] if class_names is not None and c < len(class_names) else str(c)}
+            for c in sorted(used)]
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def write_coco_results(path: str | os.PathLike, entries: Sequence[dict], class_names: Sequence[str] | None = None,
+                       background: int = 0) -> Path:
+    """Write :func:`coco_results` to ``path`` (an ``annotations.json``)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(coco_results(entries, class_names, background)))
+    os.replace(tmp, path)
+    return path

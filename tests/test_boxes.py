@@ -1,0 +1,118 @@
+"""dipseg.boxes and segment(boxes=...): validation, rasterising, every method on synthetic boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dipseg
+from dipseg.boxes import Box, box_labels, box_seeds, box_union, restrict_to_boxes, validate_boxes
+from dipseg.labels import IGNORE
+
+FAST = dict(iterations=15, working_size=32)
+
+
+def two_objects(size: int = 40, seed: int = 0):
+    """Green field; a red disk (class 1) and a blue square (class 2) whose boxes overlap."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    gt = np.zeros((size, size), np.int64)
+    gt[(yy - 14) ** 2 + (xx - 14) ** 2 < 9**2] = 1
+    gt[18:34, 20:36] = 2
+    colours = np.array([[40, 160, 60], [220, 50, 40], [40, 60, 210]], float)
+    img = np.clip(colours[gt] + rng.normal(0, 8, (size, size, 3)), 0, 255).astype(np.uint8)
+    boxes = [Box(1, 4, 4, 24, 24), Box(2, 19, 17, 37, 35)]
+    return img, gt, boxes
+
+
+def test_validate_accepts_tuples_dicts_and_boxes():
+    out = validate_boxes([(1, 0, 0, 4, 3), {"class": 2, "x0": 1, "y0": 1, "x1": 2.5, "y1": 2}, Box(3, 0, 0, 1, 1)],
+                         (3, 4))
+    assert out == [Box(1, 0, 0, 4, 3), Box(2, 1, 1, 2.5, 2), Box(3, 0, 0, 1, 1)]
+    assert validate_boxes(None, (3, 4)) == [] and validate_boxes([], (3, 4)) == []
+
+
+@pytest.mark.parametrize("box, message", [
+    ((1, 0, 0, 5, 3), "outside"),
+    ((1, -1, 0, 2, 2), "outside"),
+    ((1, 0, 0, 4, 3.5), "outside"),
+    ((1, 2, 0, 2, 2), "empty or inverted"),
+    ((1, 3, 0, 1, 2), "empty or inverted"),
+    ((1, 0, 2, 2, 1), "empty or inverted"),
+    ((0, 0, 0, 2, 2), "background"),
+    ((-1, 0, 0, 2, 2), "class must be"),
+    ((1.5, 0, 0, 2, 2), "class must be"),
+    ((1, 0, 0, 2), "5 values"),
+    ((1, 0, 0, "a", 2), "must be a number"),
+    ((1, 0, 0, float("nan"), 2), "finite"),
+    ((30, 0, 0, 2, 2), "not a class"),
+])
+def test_bad_boxes_are_refused(box, message):
+    with pytest.raises(ValueError, match=message):
+        validate_boxes([box], (3, 4), num_classes=21)
+
+
+def test_rasterising_rules():
+    boxes = [Box(1, 1.5, 0, 3, 2)]
+    union = box_union(boxes, (3, 4))
+    assert union.tolist() == [[False, True, True, False]] * 2 + [[False] * 4]
+    user = np.full((3, 4), IGNORE)
+    user[2, 3] = 5
+    labels = box_labels(boxes, (3, 4), user)
+    assert labels.tolist() == [[0, -1, -1, 0], [0, -1, -1, 0], [0, 0, 0, 5]]
+    assert user[2, 0] == IGNORE  # input unmodified
+    seeds = box_seeds([Box(1, 0, 0, 10, 10)], (10, 10))
+    assert (seeds == 1).sum() == 4 and seeds[4:6, 4:6].tolist() == [[1, 1], [1, 1]]
+    kept = restrict_to_boxes(np.ones((3, 4), np.int64), boxes)
+    assert kept.tolist() == [[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("method", ["grabcut", "random-walker", "trainable", "dipseg"])
+def test_every_method_segments_from_overlapping_boxes(method):
+    img, gt, boxes = two_objects()
+    before = img.copy()
+    opts = FAST if method == "dipseg" else {}
+    seg = dipseg.segment(img, None, method, boxes=boxes, **opts)
+    assert np.array_equal(img, before)
+    assert seg.classes.shape == gt.shape and set(np.unique(seg.classes)) <= {0, 1, 2}
+    assert list(seg.class_ids) == [0, 1, 2]
+    assert seg.info["boxes"] == [b.as_list() for b in boxes]
+    inside = box_union(boxes, gt.shape)
+    assert (seg.classes[~inside] == 0).all()  # outside every box is background
+    for b in boxes:  # a box's class stays in its box
+        assert not ((seg.classes == b.cls) & ~box_union([b], gt.shape)).any()
+    if method in ("grabcut", "dipseg"):
+        assert (seg.classes == gt).mean() > 0.85, method
+
+
+def test_dipseg_boxes_plus_clicks_and_reproducible():
+    img, gt, boxes = two_objects()
+    labels = np.full(gt.shape, IGNORE)
+    labels[14, 14], labels[26, 28] = 1, 2
+    a = dipseg.segment(img, labels, boxes=boxes, seed=3, **FAST)
+    b = dipseg.segment(img, labels, boxes=boxes, seed=3, **FAST)
+    assert np.array_equal(a.classes, b.classes)
+    assert a.classes[14, 14] == 1 and a.classes[26, 28] == 2
+    assert a.info["losses"]["box"] >= 0
+    assert a.metadata()["config"]["fit"]["box_tightness"] == 1.0
+
+
+def test_segment_box_errors():
+    img, _, _ = two_objects()
+    with pytest.raises(ValueError, match="outside"):
+        dipseg.segment(img, None, "grabcut", boxes=[(1, 0, 0, 41, 10)])
+    with pytest.raises(ValueError, match="give labels, boxes or both"):
+        dipseg.segment(img, None)
+    with pytest.raises(ValueError, match="labels contain no labelled pixel"):
+        dipseg.segment(img, np.full((40, 40), IGNORE), "grabcut")
+    with pytest.raises(ValueError, match="label map is"):
+        dipseg.segment(img, np.full((4, 4), IGNORE), "grabcut", boxes=[(1, 0, 0, 4, 4)])
+    with pytest.raises(ValueError, match="background must be"):
+        dipseg.segment(img, None, "grabcut", boxes=[(1, 0, 0, 4, 4)], background=-1)
+
+
+def test_box_over_the_whole_image_is_one_class():
+    img, _, _ = two_objects()
+    seg = dipseg.segment(img, None, "dipseg", boxes=[(1, 0, 0, 40, 40)], **FAST)
+    assert (seg.classes == 1).all() and seg.message
+    assert (dipseg.segment(img, None, "grabcut", boxes=[(1, 0, 0, 40, 40)]).classes == 1).all()

@@ -1,0 +1,115 @@
+"""dipseg.boxio: VOC XML, COCO JSON and CSV boxes in; COCO RLE results out (round trips)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dipseg.boxes import Box
+from dipseg.boxio import (coco_annotations, coco_results, read_boxes, rle_decode, rle_encode, write_coco_results,
+                          write_csv_boxes)
+from dipseg.io import InputError
+
+VOC_XML = """<annotation>
+  <folder>VOC2012</folder><filename>2007_000032.jpg</filename>
+  <size><width>50</width><height>40</height><depth>3</depth></size>
+  <object><name>aeroplane</name><pose>Frontal</pose><truncated>0</truncated><difficult>0</difficult>
+    <bndbox><xmin>11</xmin><ymin>6</ymin><xmax>30</xmax><ymax>25</ymax></bndbox></object>
+  <object><name>person</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>50.4</xmax><ymax>40</ymax></bndbox></object>
+</annotation>"""
+
+
+def test_voc_xml(tmp_path):
+    p = tmp_path / "a.xml"
+    p.write_text(VOC_XML)
+    boxes = read_boxes(p, (40, 50))
+    # 1-based inclusive -> pixel edges; 50.4 is within the clip tolerance of the 50 px wide image
+    assert boxes == [Box(1, 10, 5, 30, 25), Box(15, 0, 0, 50, 40)]
+
+
+def test_coco_json_by_name_and_by_id(tmp_path):
+    data = {"images": [{"id": 7, "file_name": "x.jpg", "width": 50, "height": 40},
+                       {"id": 8, "file_name": "y.jpg", "width": 50, "height": 40}],
+            "categories": [{"id": 18, "name": "dog"}, {"id": 99, "name": "zebra"}],
+            "annotations": [{"id": 1, "image_id": 7, "category_id": 18, "bbox": [2.5, 3, 10, 20]},
+                            {"id": 2, "image_id": 8, "category_id": 99, "bbox": [0, 0, 5, 5]}]}
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(data))
+    assert read_boxes(p, (40, 50), image="x.jpg") == [Box(12, 2.5, 3, 12.5, 23)]
+    assert read_boxes(p, (40, 50), image=8) == [Box(99, 0, 0, 5, 5)]  # unknown name: category_id
+    with pytest.raises(InputError, match="2 images"):
+        read_boxes(p, (40, 50))
+    with pytest.raises(InputError, match="not a class"):
+        read_boxes(p, (40, 50), image=8, num_classes=21)
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps([{"bbox": [1, 1, 3, 3], "category_id": 3}]))
+    assert read_boxes(bare, (40, 50)) == [Box(3, 1, 1, 4, 4)]
+
+
+def test_csv_with_names_ids_and_header(tmp_path):
+    p = tmp_path / "b.csv"
+    p.write_text("class,x0,y0,x1,y1\ncat,1,2,10,12\n# a comment\n12,0,0,5.5,4\n")
+    boxes = read_boxes(p, (40, 50))
+    assert boxes == [Box(8, 1, 2, 10, 12), Box(12, 0, 0, 5.5, 4)]
+    out = write_csv_boxes(tmp_path / "w.csv", boxes, ["bg"] * 8 + ["cat", "x", "y", "z", "dog"])
+    assert read_boxes(out, (40, 50)) == boxes
+
+
+@pytest.mark.parametrize("text, suffix, message", [
+    ("<annotation><object><name>cat</name></object></annotation>", ".xml", "needs <name> and <bndbox>"),
+    ("<annotation>", ".xml", "not valid XML"),
+    ("<annotation><object><name>unicorn</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax>"
+     "</bndbox></object></annotation>", ".xml", "unknown class"),
+    ("{", ".json", "not valid JSON"),
+    ('{"annotations": [{"bbox": [1, 2], "category_id": 1}]}', ".json", r"\[x, y, w, h\]"),
+    ("cat,1,2,3\n", ".csv", "5 fields"),
+    ("cat,1,2,3,x\n", ".csv", "not a number"),
+    ("cat,1,2,80,10\n", ".csv", "outside"),
+    ("cat,5,2,3,10\n", ".csv", "empty or inverted"),
+    ("background,1,1,3,3\n", ".csv", "background"),
+    ("", ".csv", "no boxes"),
+])
+def test_bad_files(tmp_path, text, suffix, message):
+    p = tmp_path / f"bad{suffix}"
+    p.write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_boxes(p, (40, 50))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_boxes(tmp_path / "nope.xml", (4, 4))
+
+
+def test_rle_round_trip_and_coco_results(tmp_path):
+    rng = np.random.default_rng(0)
+    mask = rng.random((13, 17)) > 0.5
+    assert np.array_equal(rle_decode(rle_encode(mask)), mask)
+    classes = np.zeros((20, 30), np.int64)
+    classes[2:8, 3:9] = 1
+    classes[5:15, 6:20] = 2  # overlaps class 1's box
+    boxes = [Box(1, 2, 1, 10, 9), Box(2, 5, 4, 21, 16)]
+    anns = coco_annotations(classes, boxes)
+    assert [a["category_id"] for a in anns] == [1, 2]
+    a1 = next(a for a in anns if a["category_id"] == 1)
+    assert np.array_equal(rle_decode(a1["segmentation"]), classes == 1)
+    assert a1["bbox"] == [3, 2, 6, 6] and a1["area"] == int((classes == 1).sum())
+    path = write_coco_results(tmp_path / "annotations.json", [{"file_name": "i.png", "classes": classes,
+                                                               "boxes": boxes}], ["bg", "plane", "bike"])
+    data = json.loads(path.read_text())
+    assert data["categories"] == [{"id": 1, "name": "plane"}, {"id": 2, "name": "bike"}]
+    # pycocotools reads it back, and its boxes come back as our boxes
+    from pycocotools.coco import COCO
+
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(path))
+    m = coco.annToMask(coco.loadAnns(coco.getAnnIds(imgIds=[1], catIds=[2]))[0])
+    assert np.array_equal(m.astype(bool), classes == 2)
+    assert read_boxes(path, (20, 30), fmt="coco")[0].cls in (1, 2)
+    plain = coco_results([{"file_name": "j.png", "classes": classes}])
+    assert sorted(a["category_id"] for a in plain["annotations"]) == [1, 2]
