@@ -241,7 +241,7 @@ def transfer_cmd(
     refine: str = typer.Option("seeds", "--refine", metavar="MODE",
                                help="seeds (the fit's refinement, seeded by confident pixels) or none."),
     confidence: Optional[float] = typer.Option(None, "--confidence", metavar="P",
-                                               help="Probability above which a pixel seeds the refinement (default 0.9)."),
+                                               help="Probability above which a pixel seeds the refinement (default 0.97)."),
     finetune: int = typer.Option(0, "--finetune", min=0, metavar="N",
                                  help="Fine-tune N steps on each image with its confident pixels as labels (slower)."),
     seed: int = typer.Option(0, "--seed", "-s", min=0, max=MAX_SEED, metavar="S", help=f"Random seed, 0..{MAX_SEED}."),

@@ -73,7 +73,7 @@ REFINE_MODES = ("seeds", "none")
 COLOUR_MODES = ("source", "pseudo")
 """Colour models of a transfer: the source labels' (as the fit's), or fitted to the pseudo-labels."""
 
-CONFIDENCE = 0.9
+CONFIDENCE = 0.97
 """Default probability above which a transferred pixel becomes a pseudo-label."""
 
 ERODE = 2
