@@ -357,7 +357,7 @@ class TransferModel:
         return full, origin
 
     def predict(self, image: np.ndarray, *, refine: str = "seeds", confidence: float = CONFIDENCE,
-                erode: int = ERODE, colour: str = "source", carry: bool = True, finetune: int = 0, device: str | torch.device = "cpu",
+                erode: int = ERODE, colour: str = "source", carry: bool = True, box: bool = False, finetune: int = 0, device: str | torch.device = "cpu",
                 threads: int | None = None) -> TransferResult:
         """Segment ``image`` (any size) with the fitted network, without a new fit.
 
@@ -372,6 +372,14 @@ class TransferModel:
             Probability above which a pixel becomes a pseudo-label.
         erode : int
             Erosion of each class's pseudo-labels, in pixels of the stage's resolution.
+        colour : {"source", "pseudo"}
+            Colour models of the source labels (as the fit's), or fitted to the pseudo-labels.
+        carry : bool
+            Also seed with the source's labels (same relative position) where the
+            transferred prediction agrees with them.
+        box : bool
+            Add the source labels' box prior (``config.box_prior``) to the logits. Off by
+            default: it lowered accuracy on shifted content (docs/transfer.md).
         finetune : int
             Steps of a warm-started fit on ``image`` with the pseudo-labels (0: none; a
             fresh fit's cost per step).
@@ -399,7 +407,7 @@ class TransferModel:
                 raise ValueError(f"{name} must be a whole number >= 0, got {v!r}")
         dev = resolve_device(device)
         with torch_threads(threads):
-            classes, prob, pseudo, info = self._predict(image, refine, float(confidence), int(erode), colour, bool(carry), dev)
+            classes, prob, pseudo, info = self._predict(image, refine, float(confidence), int(erode), colour, bool(carry), bool(box), dev)
             if finetune:
                 classes, prob, ft_info = self._finetune(image, pseudo, prob, int(finetune), dev, threads)
                 info |= ft_info
@@ -444,7 +452,7 @@ class TransferModel:
         out -= out.mean(0, keepdims=True)
         return np.clip(out, -cfg.colour_clip, cfg.colour_clip).reshape(-1, h, w).astype(np.float32)
 
-    def _predict(self, image, refine, confidence, erode, colour_mode, carry, dev):
+    def _predict(self, image, refine, confidence, erode, colour_mode, carry, use_box, dev):
         cfg = self.config
         H, W = image.shape[:2]
         logits, origin = self._logits(image, dev)
@@ -455,7 +463,7 @@ class TransferModel:
         small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
         k = self.num_classes
         box = None
-        if cfg.box_prior > 0:
+        if use_box and cfg.box_prior > 0:
             box = box_prior(self.source_labels, self.class_ids, rs, cfg.box_margin, cfg.box_prior, cfg.box_falloff)
         coarse = _probs(logits, rs, box)  # (h, w, k)
         pseudo_small = _pseudo_labels(coarse, self.class_ids, confidence, erode)
