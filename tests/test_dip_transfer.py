@@ -34,7 +34,7 @@ def test_segments_a_shifted_copy(fitted):
     img, gt, labels, model = fitted
     shifted, gt_s = np.roll(img, 3, axis=1), np.roll(gt, 3, axis=1)
     before = shifted.copy()
-    res = model.predict(shifted)
+    res = model.predict(shifted, box=False)
     assert np.array_equal(shifted, before)  # input unmodified
     assert res.classes.shape == gt.shape and res.probabilities.shape == (48, 48, 3)
     assert set(np.unique(res.classes)) <= {0, 1, 2}
@@ -42,7 +42,7 @@ def test_segments_a_shifted_copy(fitted):
     assert res.info["noise"] == "fit" and res.method == "dipseg-transfer"
     assert (res.pseudo_labels != IGNORE).any()
     np.testing.assert_allclose(res.probabilities.sum(-1), 1, atol=1e-4)
-    none = model.predict(shifted, refine="none")
+    none = model.predict(shifted, refine="none", box=False)
     assert _acc(none.classes, gt_s) > 0.85
     assert res.metadata()["class_ids"] == [0, 1, 2]
 
@@ -53,7 +53,7 @@ def test_other_size_regenerates_noise_from_the_seed(fitted):
 
     big = cv2.resize(img, (72, 60), interpolation=cv2.INTER_NEAREST)
     gt_big = cv2.resize(gt.astype(np.uint8), (72, 60), interpolation=cv2.INTER_NEAREST)
-    a, b = model.predict(big), model.predict(big)
+    a, b = model.predict(big, box=False), model.predict(big, box=False)
     assert a.classes.shape == (60, 72) and a.info["noise"] == "regenerated"
     assert np.array_equal(a.classes, b.classes)  # the regenerated noise is the seed's, every time
     assert _acc(a.classes, gt_big) > 0.85
@@ -61,7 +61,7 @@ def test_other_size_regenerates_noise_from_the_seed(fitted):
 
 def test_the_source_image_gives_about_the_fit(fitted):
     img, gt, labels, model = fitted
-    assert _acc(model.predict(img).classes, model.source.classes) > 0.88
+    assert _acc(model.predict(img, box=False).classes, model.source.classes) > 0.88
 
 
 def test_save_load_round_trip(fitted, tmp_path):
@@ -84,7 +84,7 @@ def test_save_load_round_trip(fitted, tmp_path):
 def test_finetune_runs_and_keeps_the_classes(fitted):
     img, gt, labels, model = fitted
     shifted, gt_s = np.roll(img, 3, axis=1), np.roll(gt, 3, axis=1)
-    res = model.predict(shifted, finetune=5)
+    res = model.predict(shifted, finetune=5, box=False)
     assert res.info["finetune"] == 5 and res.classes.shape == gt.shape
     assert _acc(res.classes, gt_s) > 0.85
     # the model itself is not changed by a fine-tune

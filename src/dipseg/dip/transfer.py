@@ -357,7 +357,7 @@ class TransferModel:
         return full, origin
 
     def predict(self, image: np.ndarray, *, refine: str = "seeds", confidence: float = CONFIDENCE,
-                erode: int = ERODE, colour: str = "source", carry: bool = True, box: bool = False, finetune: int = 0, device: str | torch.device = "cpu",
+                erode: int = ERODE, colour: str = "source", carry: bool = True, box: bool = True, finetune: int = 0, device: str | torch.device = "cpu",
                 threads: int | None = None) -> TransferResult:
         """Segment ``image`` (any size) with the fitted network, without a new fit.
 
@@ -378,8 +378,9 @@ class TransferModel:
             Also seed with the source's labels (same relative position) where the
             transferred prediction agrees with them.
         box : bool
-            Add the source labels' box prior (``config.box_prior``) to the logits. Off by
-            default: it lowered accuracy on shifted content (docs/transfer.md).
+            Add the source labels' box prior (``config.box_prior``, as the fit does) to the
+            logits. On CamVid it helped ``uniform:10`` and hurt ``blobs:100`` (docs/transfer.md);
+            on small synthetic shifted copies it hurt.
         finetune : int
             Steps of a warm-started fit on ``image`` with the pseudo-labels (0: none; a
             fresh fit's cost per step).
