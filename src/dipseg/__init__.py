@@ -19,7 +19,7 @@ Layers, bottom to top (nothing imports upward):
 
 __version__ = "0.1.0"
 
-from .api import METHODS, Segmentation, available_methods, segment  # noqa: E402
+from .api import METHODS, Segmentation, available_methods, fit_model, load_model, segment  # noqa: E402
 from .boxes import Box  # noqa: E402
 from .dip.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 from .labels import IGNORE  # noqa: E402
@@ -33,6 +33,8 @@ __all__ = [
     "PRESETS",
     "Segmentation",
     "available_methods",
+    "fit_model",
+    "load_model",
     "sample_blobs",
     "sample_labels",
     "sample_uniform",

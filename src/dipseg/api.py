@@ -370,3 +370,77 @@ def segment(
         np.asarray(classes, dtype=np.int64), None, class_ids, name, None, seed,
         time.perf_counter() - t0, {"method": name}, info=info, message=message,
     )
+
+
+def fit_model(
+    image: np.ndarray,
+    labels: np.ndarray,
+    method: str = "dipseg",
+    *,
+    preset: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    callback: Callback | None = None,
+    threads: int | None = None,
+    network: dict[str, Any] | None = None,
+    **fit_overrides: Any,
+):
+    """Fit DIPSEG on one labelled image and return a model that segments other images.
+
+    ``model.predict(other_image)`` segments an image of any size with the same class ids,
+    without a new fit; ``model.save(path)`` / :func:`load_model` keep it in a file. See
+    :mod:`dipseg.dip.transfer` (and ``docs/transfer.md``) for what a transfer does.
+
+    Parameters
+    ----------
+    image, labels, method, preset, seed, device, callback, threads, network, **fit_overrides
+        As for :func:`segment` (DIPSEG methods only).
+
+    Returns
+    -------
+    TransferModel
+        Its ``source`` attribute is the :class:`Segmentation` of ``image`` itself.
+
+    Raises
+    ------
+    ValueError
+        As :func:`segment`; also a baseline method, an input mode whose network does not see
+        the image (``noise``, ``noise+xy``: noise alone cannot transfer), or fewer than two
+        labelled classes.
+    """
+    name, preset_name = parse_method(method, preset)
+    if not METHODS[name].is_dipseg:
+        raise ValueError(f"only DIPSEG methods can be fitted for transfer, not {name!r}; choose one of: "
+                         f"{', '.join(DIPSEG_METHODS)}")
+    p = dipseg_config(name, preset_name, fit_overrides, network)
+    from .dip.transfer import check_transferable
+
+    check_transferable(p.fit)
+    image = validate_image(image)
+    labels = validate_labels(labels, shape=image.shape[:2])
+    if len(labelled_classes(labels)) < 2:
+        raise ValueError("label at least two classes on the source image: a model of one class has nothing to transfer")
+    seg = segment(image, labels, name, preset=preset_name, seed=seed, device=device, callback=callback,
+                  threads=threads, network=network, **fit_overrides)
+    from .dip.transfer import TransferModel
+
+    info = dict(seg.info) | {"seconds": round(seg.seconds, 4), "threads": seg.threads,
+                             "labelled_pixels": int((labels >= 0).sum())}
+    colours = TransferModel.colour_samples(image, labels, p.fit, seg.seed)
+    model = TransferModel.from_fit(seg.state, labels, seg.seed, method=name, preset=preset_name, info=info,
+                                   source_colours=colours)
+    model.source = seg
+    return model
+
+
+def load_model(path):
+    """Read a model saved by ``TransferModel.save`` (see :func:`fit_model`).
+
+    Raises
+    ------
+    ValueError
+        Missing file, not a dipseg model file, or one this version cannot read.
+    """
+    from .dip.transfer import TransferModel
+
+    return TransferModel.load(path)

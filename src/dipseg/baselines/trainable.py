@@ -105,3 +105,52 @@ def trainable(
     if return_full_prob:
         return out, prob.astype(np.float32).reshape(h, w, -1)
     return out
+
+
+def fit_forest(image: np.ndarray, labels: np.ndarray, *, seed: int = 0, n_estimators: int = 50,
+               max_depth: int | None = 10, sigma_min: float = 1.0, sigma_max: float = 16.0):
+    """Train :func:`trainable`'s random forest on one image's labelled pixels and return it.
+
+    The forest of :func:`trainable`, kept so it can classify other images
+    (:func:`apply_forest`), as scikit-image's ``future.fit_segmenter`` /
+    ``future.predict_segmenter`` pair does.
+
+    Returns
+    -------
+    sklearn.ensemble.RandomForestClassifier
+        Its ``classes_`` are the labelled classes; the feature scales travel as
+        ``forest.dipseg_sigmas``.
+
+    Raises
+    ------
+    ValueError
+        Bad image, labels or options, or fewer than two labelled classes.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    image, labels, classes = prepare(image, labels)
+    if len(classes) < 2:
+        raise ValueError("label at least two classes to train a forest")
+    if not (0 < sigma_min <= sigma_max):
+        raise ValueError(f"need 0 < sigma_min <= sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+    h, w = labels.shape
+    feats = pixel_features(image, sigma_min, sigma_max).reshape(h * w, -1)
+    flat = labels.ravel()
+    train = flat != IGNORE
+    forest = RandomForestClassifier(n_estimators=int(n_estimators), max_depth=max_depth, n_jobs=1, random_state=seed)
+    forest.fit(feats[train], flat[train])
+    forest.dipseg_sigmas = (sigma_min, sigma_max)
+    return forest
+
+
+def apply_forest(forest, image: np.ndarray) -> np.ndarray:
+    """Classify every pixel of ``image`` (any size) with a forest from :func:`fit_forest`.
+
+    Returns
+    -------
+    ndarray (H, W) int64
+    """
+    image = validate_image(image)
+    h, w = image.shape[:2]
+    feats = pixel_features(image, *forest.dipseg_sigmas).reshape(h * w, -1)
+    return forest.predict(feats).astype(np.int64).reshape(h, w)

@@ -19,7 +19,10 @@ def bench_cmd(
     methods: Optional[str] = typer.Option(None, "--methods", "-m", help="Comma-separated: dipseg, dipseg-norgb, dipseg:PRESET, grabcut, random-walker, trainable."),
     sweep: Optional[Path] = typer.Option(None, "--sweep", metavar="FILE", help="TOML file of named method variants (preset, fit and network options) and optionally labels; added after --methods. See docs/study.md."),
     labels: Optional[List[str]] = typer.Option(None, "--labels", "-l", help="SAMPLER:N1,N2,... pixels per class (uniform, blobs), or scribbles[:set-1,set-2] (GrabCut). Repeatable. Not with --protocol clicks."),
-    protocol: str = typer.Option("labels", "--protocol", help="labels (sparse labels drawn from ground truth) or clicks (a robot clicks until IoU 90 %: NoC@85/90)."),
+    protocol: str = typer.Option("labels", "--protocol", help="labels (sparse labels drawn from ground truth), clicks (a robot clicks until IoU 90 %: NoC@85/90) or transfer (label frame t of a sequence, segment frames t+k; docs/transfer.md)."),
+    starts: Optional[str] = typer.Option(None, "--starts", metavar="T1,T2,...", help="transfer: start frames (positions in the sorted ids; default 0,20,40,70)."),
+    distances: Optional[str] = typer.Option(None, "--distances", metavar="K1,K2,...", help="transfer: frame distances (default 1,5,15,30,60; pairs past the end are left out)."),
+    finetune_steps: int = typer.Option(20, "--finetune-steps", min=1, help="transfer: steps of the dipseg-transfer-ft fine-tune."),
     warm: str = typer.Option("both", "--warm", help="clicks: DIPSEG refits from scratch at every click (off), continues its previous fit (on), or both."),
     max_clicks: int = typer.Option(20, "--max-clicks", min=1, max=100, help="clicks: clicks per object at most."),
     robot: str = typer.Option("oracle", "--robot", help="clicks: oracle (at the largest error), suggest (where the tool suggests; DIPSEG) or both."),
@@ -44,6 +47,10 @@ def bench_cmd(
     summary.csv, summary.md, miou_vs_budget.png and examples.png. With --protocol clicks:
     one row per image, method and click, summary_clicks.csv/.md and miou_vs_clicks.png.
     """
+    if protocol == "transfer":
+        _transfer(dataset, root, split, methods, labels, seed, seeds, out, device, preset, iterations, threads,
+                  starts, distances, finetune_steps, quiet)
+        return
     with user_errors():
         methods, file_labels = _methods(methods, sweep, preset, iterations)
     if protocol == "clicks":
@@ -51,7 +58,7 @@ def bench_cmd(
                 preset, iterations, threads, cpus_per_task, gpus_per_task, warm, max_clicks, robot, quiet)
         return
     if protocol != "labels":
-        fail(f"--protocol must be labels or clicks, got {protocol!r}")
+        fail(f"--protocol must be labels, clicks or transfer, got {protocol!r}")
     labels = labels or file_labels
     if not labels:
         fail("no --labels given; e.g. --labels uniform:1,10,100 --labels blobs:30,100,300")
@@ -156,3 +163,30 @@ def _clicks(dataset, root, limit, methods, labels, seed, seeds, out, executor, w
                    f"{msg}); rerun to retry them", err=True)
         raise typer.Exit(1)
 
+
+
+def _transfer(dataset, root, split, methods, labels, seed, seeds, out, device, preset, iterations, threads,
+              starts, distances, finetune_steps, quiet) -> None:
+    """``--protocol transfer``: :func:`dipseg.eval.transfer.run_transfer_bench`."""
+    from ..eval.transfer import run_transfer_bench
+
+    if not labels:
+        fail("no --labels given; e.g. --labels blobs:100 --labels uniform:10")
+    try:
+        with user_errors():
+            check_out_dir(out)
+            report = run_transfer_bench(
+                dataset, labels, out, root=root, split=split, methods=methods, starts=starts, distances=distances,
+                seeds=list(range(seed, seed + seeds)), preset=preset,
+                fit_overrides={"iterations": iterations} if iterations is not None else None,
+                device=device, threads=threads, finetune_steps=finetune_steps,
+                progress=not quiet, log=lambda msg: typer.echo(msg, err=True),
+            )
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: finished rows are safe in {out / 'results.jsonl'}; rerun the same command "
+                   "to resume", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(report.files["summary_md"].read_text())
+    typer.echo(f"{report.rows} rows: {report.skipped} already done, {report.ran} run now, in {report.seconds:.1f} s")
+    for name, path in report.files.items():
+        typer.echo(f"  {name:12s} {path}")

@@ -18,6 +18,7 @@ from .info import classes_cmd, presets_cmd
 from .sample import sample_cmd
 from .segment import segment_cmd
 from .serve import serve_cmd
+from .transfer import transfer_cmd
 from .common import Command, Group
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.command("sample", cls=Command)(sample_cmd)
 app.command("demo", cls=Command)(demo_cmd)
 app.command("bench", cls=Command)(bench_cmd)
 app.command("serve", cls=Command)(serve_cmd)
+app.command("transfer", cls=Command)(transfer_cmd)
 app.command("presets", cls=Command)(presets_cmd)
 app.command("classes", cls=Command)(classes_cmd)
 
