@@ -72,7 +72,8 @@ def test_segment_streams_progress_saves_and_resumes(web_api, web_folder, web_out
     assert dict(evs2)["done"]["iterations"] == WEB_FAST["iterations"] // 2
 
     saved = client.post("/api/images/img1.png/save", json=wire(lab2)).json()
-    assert saved["files"] == {"mask": "img1.png", "labels": "img1_labels.png", "meta": "img1_meta.json"}
+    assert saved["files"] == {"mask": "img1.png", "labels": "img1_labels.png", "meta": "img1_meta.json",
+                              "coco": "annotations.json"}  # every saved mask also goes into the COCO file
     assert saved["progress"] == {"done": 1, "total": 2}
     with Image.open(out / "img1.png") as im:
         assert im.mode == "P" and im.size == (W, H) and set(np.unique(np.asarray(im))) <= {0, 15}
