@@ -326,7 +326,7 @@ def test_reload_after_segment_shows_the_work_as_unsaved_and_next_saves_it(browse
         assert not out.exists() or not list(out.iterdir())
         page.keyboard.press("n")  # "save on next" is on: moving on writes the work
         page.wait_for_function("window.dipseg.state().image === 'im1.png' && window.dipseg.state().state === 'ready'")
-        assert {p.name for p in out.iterdir()} == {"im0.png", "im0_labels.png", "im0_meta.json"}
+        assert {p.name for p in out.iterdir()} == {"im0.png", "im0_labels.png", "im0_meta.json", "annotations.json"}
         assert not problems, problems
     finally:
         _stop(proc)

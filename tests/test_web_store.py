@@ -83,7 +83,7 @@ def test_segment_streams_progress_saves_and_resumes(web_api, web_folder, web_out
     meta = json.loads((out / "img1_meta.json").read_text())
     assert meta["image"] == "img1.png" and meta["fit"]["method"] == "dipseg" and meta["mask_from_these_labels"]
     assert client.get("/api/images").json()["done"] == 1
-    assert sorted(p.name for p in out.iterdir()) == ["img1.png", "img1_labels.png", "img1_meta.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "img1.png", "img1_labels.png", "img1_meta.json"]
 
     # a restarted server finds the saved work: reopening the image loads its labels and mask
     with api_client(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c2:
