@@ -25,6 +25,32 @@ UNLABELLED_HELP = (
 )
 
 
+def label_options(label_format: str, unlabelled: str | None, classes_file, num_classes: int | None):
+    """``--label-format``, ``--unlabelled``, ``--classes`` and ``--num-classes``, checked together.
+
+    Returns
+    -------
+    unlabelled_value, names (list of str or None), num_classes (int; VOC's 21 by default)
+
+    Raises
+    ------
+    ValueError
+        Unknown label format, a bad unlabelled value, or a class count that the class file contradicts.
+    """
+    if label_format not in LABEL_FORMAT_CHOICES:
+        raise ValueError(f"unknown --label-format {label_format!r}; choose one of: {', '.join(LABEL_FORMAT_CHOICES)}")
+    unlabelled_value = parse_unlabelled(unlabelled)
+    names = None
+    if classes_file is not None:
+        from ..web.settings import load_classes  # the same class files as `dipseg serve --classes`
+
+        names = load_classes(classes_file)
+        if num_classes is not None and num_classes != len(names):
+            raise ValueError(f"--num-classes {num_classes} but --classes {classes_file} names {len(names)} classes")
+        num_classes = len(names)
+    return unlabelled_value, names, num_classes if num_classes is not None else len(VOC_CLASSES)
+
+
 def parse_unlabelled(text: str | None) -> int | tuple[int, int, int] | None:
     """``--unlabelled``: ``"0"`` -> 0 (index files), ``"0,0,0"`` -> (0, 0, 0) (colour files).
 
@@ -115,18 +141,7 @@ def run_segment(
 
     if box_format not in BOX_FORMATS:
         raise ValueError(f"unknown --box-format {box_format!r}; choose one of: {', '.join(BOX_FORMATS)}")
-    if label_format not in LABEL_FORMAT_CHOICES:
-        raise ValueError(f"unknown --label-format {label_format!r}; choose one of: {', '.join(LABEL_FORMAT_CHOICES)}")
-    unlabelled_value = parse_unlabelled(unlabelled)
-    names = None
-    if classes_file is not None:
-        from ..web.settings import load_classes  # the same class files as `dipseg serve --classes`
-
-        names = load_classes(classes_file)
-        if num_classes is not None and num_classes != len(names):
-            raise ValueError(f"--num-classes {num_classes} but --classes {classes_file} names {len(names)} classes")
-        num_classes = len(names)
-    num_classes = num_classes if num_classes is not None else len(VOC_CLASSES)
+    unlabelled_value, names, num_classes = label_options(label_format, unlabelled, classes_file, num_classes)
     check_out_dir(out)
 
     # 2. the inputs (Pillow only)

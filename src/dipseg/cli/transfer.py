@@ -16,10 +16,10 @@ from typing import List, Optional
 import typer
 
 from ..api import DEFAULT_THREADS, DEVICES, MAX_SEED, check_device_name, check_seed, parse_method
-from ..io import DEFAULT_MAX_PIXELS, LABEL_FORMAT_CHOICES, PIL_MAX_PIXELS
+from ..io import DEFAULT_MAX_PIXELS, PIL_MAX_PIXELS
 from ..palette import VOC_CLASSES
 from .common import OUT_HELP, check_out_dir, make_out_dir, progress_bar, user_errors
-from .segment import UNLABELLED_HELP, class_name, parse_unlabelled
+from .segment import UNLABELLED_HELP, class_name, label_options
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Files taken from a folder given among IMAGES."""
@@ -115,16 +115,7 @@ def run_transfer(
         from ..api import dipseg_config
 
         check_transferable(dipseg_config("dipseg", preset_name, {"iterations": iterations}).fit)
-    if label_format not in LABEL_FORMAT_CHOICES:
-        raise ValueError(f"unknown --label-format {label_format!r}; choose one of: {', '.join(LABEL_FORMAT_CHOICES)}")
-    unlabelled_value = parse_unlabelled(unlabelled)
-    names = None
-    if classes_file is not None:
-        from ..web.settings import load_classes
-
-        names = load_classes(classes_file)
-        num_classes = len(names)
-    num_classes = num_classes if num_classes is not None else len(VOC_CLASSES)
+    unlabelled_value, names, num_classes = label_options(label_format, unlabelled, classes_file, num_classes)
     targets = expand_images(images)
     if source is not None:
         if not Path(source).is_file():
