@@ -10,7 +10,7 @@ import torch
 
 import dipseg
 from conftest import seeds_from, three_regions
-from dipseg.dip.transfer import TransferModel, check_transferable
+from dipseg.dip.transfer import TransferModel, check_transferable, propagate_mask
 from dipseg.dip.config import FitConfig
 from dipseg.labels import IGNORE
 
@@ -79,6 +79,46 @@ def test_save_load_round_trip(fitted, tmp_path):
             "np.save(r'%s', m.predict(np.load(r'%s')).classes)") % (path, tmp_path / "mask.npy", tmp_path / "other.npy")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert np.array_equal(np.load(tmp_path / "mask.npy"), model.predict(other).classes)
+
+
+def test_propagate_mask_follows_a_shift_and_distrusts_new_content():
+    rng = np.random.default_rng(0)
+    img = (rng.random((64, 64, 3)) * 60 + 40).astype(np.uint8)
+    img[20:44, 16:40] = (220, 60, 60)
+    mask = np.zeros((64, 64), np.int64)
+    mask[20:44, 16:40] = 1
+    before = img.copy()
+    moved = np.roll(img, 4, axis=1)
+    seeds, consistent = propagate_mask(mask, img, moved, np.array([0, 1]))
+    assert np.array_equal(img, before)
+    assert seeds.shape == (64, 64) and consistent.dtype == bool
+    inside = seeds[24:40, 26:40]  # well inside the shifted square
+    assert (inside == 1).mean() > 0.9
+    assert (seeds[:, 50:] == 0).mean() > 0.8
+    assert consistent.mean() > 0.5
+    unrelated = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    _, consistent = propagate_mask(mask, img, unrelated, np.array([0, 1]))
+    assert consistent.mean() < 0.1
+    # a target of another size gets seeds of its own size
+    big = np.repeat(np.repeat(moved, 2, 0), 2, 1)
+    seeds, consistent = propagate_mask(mask, img, big, np.array([0, 1]))
+    assert seeds.shape == consistent.shape == (128, 128)
+
+
+def test_mask_seeding_modes(fitted, tmp_path):
+    img, gt, labels, model = fitted
+    assert model.source_mask.shape == gt.shape and model.source_image.shape == img.shape
+    shifted, gt_s = np.roll(img, 3, axis=1), np.roll(gt, 3, axis=1)
+    flow, off = model.predict(shifted, box=False), model.predict(shifted, box=False, mask="off")
+    assert flow.info["mask_seeded"] > 0 and off.info["mask_seeded"] == 0
+    assert _acc(flow.classes, gt_s) > 0.88
+    assert model.predict(shifted, box=False, mask="agree").info["mask_seeded"] > 0
+    loaded = dipseg.load_model(model.save(tmp_path / "m.pt"))
+    assert np.array_equal(loaded.source_mask, model.source_mask)
+    assert np.array_equal(loaded.source_image, model.source_image)
+    assert np.array_equal(loaded.predict(shifted).classes, model.predict(shifted).classes)
+    with pytest.raises(ValueError, match="mask"):
+        model.predict(shifted, mask="bogus")
 
 
 def test_finetune_runs_and_keeps_the_classes(fitted):

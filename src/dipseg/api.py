@@ -428,7 +428,8 @@ def fit_model(
                              "labelled_pixels": int((labels >= 0).sum())}
     colours = TransferModel.colour_samples(image, labels, p.fit, seg.seed)
     model = TransferModel.from_fit(seg.state, labels, seg.seed, method=name, preset=preset_name, info=info,
-                                   source_colours=colours)
+                                   source_colours=colours, source_mask=seg.classes,
+                                   source_image=TransferModel.small_source(image, p.fit))
     model.source = seg
     return model
 

@@ -79,6 +79,24 @@ CONFIDENCE = 0.97
 ERODE = 2
 """Default erosion (pixels at the stage's resolution) of each class's pseudo-labels."""
 
+MASK_MODES = ("flow", "agree", "off")
+"""Seeds from the source fit's mask (``predict(mask=...)``): moved by optical flow where the moved
+image matches the new one, or where the transferred network agrees; only where the network
+agrees, without flow; or none."""
+
+MASK_ERODE = 1
+"""Erosion (pixels at the stage's resolution) of each class of the source mask before it seeds."""
+
+MASK_SIZE = 256
+"""Longest side of the source image kept for the optical flow when the fit's stage is full size."""
+
+FLOW_CHANGE = 0.1
+"""Largest local colour change (sum of CIELAB / 100 differences, Gaussian-smoothed) at which a
+flow-moved mask pixel is trusted whatever the network says."""
+
+FLOW_SIGMA = 2.0
+"""Smoothing (pixels) of the colour change map."""
+
 FINETUNE_POINTS = 500
 """Pseudo-labelled pixels per class that a fine-tune trains on (a seeded random subset)."""
 
@@ -180,6 +198,12 @@ class TransferModel:
         Size of the fitted image.
     source_labels : ndarray (H, W) int64
         The labels it was fitted with (the box prior of a transfer comes from them).
+    source_mask : ndarray (H, W) int64 or None
+        The fit's own answer on the source image (class ids), if known: ``predict(mask=...)``
+        seeds the next images from it.
+    source_image : ndarray (h, w, 3) uint8 or None
+        The source image, small (:meth:`small_source`): the optical flow of ``mask="flow"``
+        moves ``source_mask`` from it onto a new image.
     info : dict
         The fit's details (iterations, seconds...).
     version : str
@@ -189,7 +213,8 @@ class TransferModel:
     def __init__(self, model: SkipNet, network: NetworkConfig, config: FitConfig, class_ids, seed: int,
                  noise: torch.Tensor, source_labels: np.ndarray, source_colours: dict | None = None, *,
                  method: str = "dipseg", preset: str | None = None, info: dict | None = None,
-                 version: str = __version__):
+                 version: str = __version__, source_mask: np.ndarray | None = None,
+                 source_image: np.ndarray | None = None):
         check_transferable(config)
         self.model = model
         self.network, self.config = network, config
@@ -198,6 +223,11 @@ class TransferModel:
         self.noise = noise.detach().cpu().float().contiguous()
         self.source_labels = np.asarray(source_labels, dtype=np.int64)
         self.source_shape = tuple(int(s) for s in self.source_labels.shape)
+        self.source_mask = None if source_mask is None else np.asarray(source_mask, dtype=np.int64)
+        if self.source_mask is not None and self.source_mask.shape != self.source_labels.shape:
+            raise ValueError(f"source_mask has shape {self.source_mask.shape}, the source labels "
+                             f"{self.source_labels.shape}: they must be of the same image")
+        self.source_image = None if source_image is None else validate_image(source_image).copy()
         self.method, self.preset = method, preset
         self.info = dict(info or {})
         self.version = version
@@ -254,6 +284,15 @@ class TransferModel:
             out[int(c)] = lab[idx]
         return out
 
+    @staticmethod
+    def small_source(image: np.ndarray, config: FitConfig) -> np.ndarray:
+        """The source image as a transfer keeps it: at the random walk's size, else at most :data:`MASK_SIZE` px."""
+        import cv2
+
+        H, W = image.shape[:2]
+        rs = working_shape((H, W), config.refine_size if config.refine == "random-walk" else MASK_SIZE)
+        return cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image.copy()
+
     @property
     def num_classes(self) -> int:
         return len(self.class_ids)
@@ -297,6 +336,10 @@ class TransferModel:
             "source_colours": {str(c): torch.from_numpy(v.copy()) for c, v in self.source_colours.items()},
             "info": _plain(self.info),
         }
+        if self.source_mask is not None:
+            payload["source_mask"] = torch.from_numpy(self.source_mask.astype(np.int16))
+        if self.source_image is not None:
+            payload["source_image"] = torch.from_numpy(self.source_image.copy())
         torch.save(payload, path)
         return path
 
@@ -339,7 +382,9 @@ class TransferModel:
                    data["source_labels"].numpy().astype(np.int64),
                    {int(c): v.numpy() for c, v in data.get("source_colours", {}).items()},
                    method=data.get("method", "dipseg"),
-                   preset=data.get("preset"), info=data.get("info", {}), version=data.get("version", "?"))
+                   preset=data.get("preset"), info=data.get("info", {}), version=data.get("version", "?"),
+                   source_mask=data["source_mask"].numpy().astype(np.int64) if "source_mask" in data else None,
+                   source_image=data["source_image"].numpy() if "source_image" in data else None)
 
     # ------------------------------------------------------------------ prediction
     def _input(self, image_t: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -357,7 +402,8 @@ class TransferModel:
         return full, origin
 
     def predict(self, image: np.ndarray, *, refine: str = "seeds", confidence: float = CONFIDENCE,
-                erode: int = ERODE, colour: str = "source", carry: bool = True, box: bool = True, finetune: int = 0, device: str | torch.device = "cpu",
+                erode: int = ERODE, colour: str = "source", carry: bool = True, box: bool = True, mask: str = "flow",
+                finetune: int = 0, device: str | torch.device = "cpu",
                 threads: int | None = None) -> TransferResult:
         """Segment ``image`` (any size) with the fitted network, without a new fit.
 
@@ -381,6 +427,13 @@ class TransferModel:
             Add the source labels' box prior (``config.box_prior``, as the fit does) to the
             logits. On CamVid it helped ``uniform:10`` and hurt ``blobs:100`` (docs/transfer.md);
             on small synthetic shifted copies it hurt.
+        mask : {"flow", "agree", "off"}
+            Seeds from the source fit's own mask (models fitted by this version keep it):
+            ``"flow"`` moves it onto ``image`` by dense optical flow (:func:`propagate_mask`)
+            and keeps it where the moved source image matches ``image`` or the transferred
+            network agrees; ``"agree"`` keeps it unmoved where the network agrees; ``"off"``
+            seeds from the network's confident pixels alone. On CamVid, ``"flow"`` is what
+            beats copying the mask (docs/transfer.md).
         finetune : int
             Steps of a warm-started fit on ``image`` with the pseudo-labels (0: none; a
             fresh fit's cost per step).
@@ -401,6 +454,7 @@ class TransferModel:
         image = validate_image(image)
         _check_choice("refine", refine, REFINE_MODES)
         _check_choice("colour", colour, COLOUR_MODES)
+        _check_choice("mask", mask, MASK_MODES)
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence <= 1:
             raise ValueError(f"confidence must be a number in (0, 1], got {confidence!r}")
         for name, v in (("erode", erode), ("finetune", finetune)):
@@ -408,7 +462,8 @@ class TransferModel:
                 raise ValueError(f"{name} must be a whole number >= 0, got {v!r}")
         dev = resolve_device(device)
         with torch_threads(threads):
-            classes, prob, pseudo, info = self._predict(image, refine, float(confidence), int(erode), colour, bool(carry), bool(box), dev)
+            classes, prob, pseudo, info = self._predict(image, refine, float(confidence), int(erode), colour, bool(carry),
+                                                        bool(box), mask, dev)
             if finetune:
                 classes, prob, ft_info = self._finetune(image, pseudo, prob, int(finetune), dev, threads)
                 info |= ft_info
@@ -453,7 +508,7 @@ class TransferModel:
         out -= out.mean(0, keepdims=True)
         return np.clip(out, -cfg.colour_clip, cfg.colour_clip).reshape(-1, h, w).astype(np.float32)
 
-    def _predict(self, image, refine, confidence, erode, colour_mode, carry, use_box, dev):
+    def _predict(self, image, refine, confidence, erode, colour_mode, carry, use_box, mask_mode, dev):
         cfg = self.config
         H, W = image.shape[:2]
         logits, origin = self._logits(image, dev)
@@ -480,8 +535,26 @@ class TransferModel:
             agree = (src != IGNORE) & (coarse.argmax(-1) == pos)
             pseudo_small = np.where(agree, src, pseudo_small)
             carried = int(agree.sum())
+        mask_seeded = 0
+        if mask_mode != "off" and self.source_mask is not None:
+            # the fit's own answer on the source image seeds the walk where it still holds: moved
+            # along a dense optical flow where the moved image matches this one ("flow"), and
+            # wherever the transferred network agrees with it
+            consistent = None
+            if mask_mode == "flow" and self.source_image is not None:
+                seeds, consistent = propagate_mask(self.source_mask, self.source_image, small, self.class_ids)
+            else:
+                seeds = _mask_seeds(self.source_mask, rs, self.class_ids, MASK_ERODE)
+            pos = np.searchsorted(self.class_ids, np.where(seeds == IGNORE, self.class_ids[0], seeds))
+            ok = coarse.argmax(-1) == pos
+            if consistent is not None:
+                ok |= consistent
+            ok &= (seeds != IGNORE) & (pseudo_small == IGNORE)
+            pseudo_small = np.where(ok, seeds, pseudo_small)
+            mask_seeded = int(ok.sum())
         info = {"refine": refine, "colour": colour_mode, "confidence": confidence, "erode": erode, "noise": origin,
-                "pseudo_labelled": int((pseudo_small != IGNORE).sum()), "carried": carried, "stage_shape": list(rs)}
+                "pseudo_labelled": int((pseudo_small != IGNORE).sum()), "carried": carried,
+                "mask_seeded": mask_seeded, "stage_shape": list(rs)}
         if refine == "none" or (pseudo_small == IGNORE).all():
             prob = coarse
             if rs != (H, W):
@@ -557,6 +630,67 @@ def _pseudo_labels(prob: np.ndarray, class_ids: np.ndarray, confidence: float, e
     out = np.full(best.shape, IGNORE, dtype=np.int64)
     for i, c in enumerate(class_ids):
         m = sure & (best == i)
+        if erode and m.any():
+            m = ndimage.binary_erosion(m, iterations=erode, border_value=1)
+        out[m] = c
+    return out
+
+
+def propagate_mask(mask: np.ndarray, source: np.ndarray, target: np.ndarray, class_ids: np.ndarray,
+                   change: float = FLOW_CHANGE, erode: int = MASK_ERODE) -> tuple[np.ndarray, np.ndarray]:
+    """Move a mask of ``source`` onto ``target`` along a dense optical flow (Farneback).
+
+    The flow is computed from ``target`` back to ``source`` at ``source``'s size, so every
+    target pixel takes the class of the source pixel it came from; each class is then eroded
+    by ``erode`` pixels (boundaries move least reliably). A pixel is *consistent* where the
+    source image moved the same way matches the target (smoothed colour change below
+    ``change``): there the moved mask can be trusted; elsewhere (occlusions, new content,
+    an unrelated image) it cannot.
+
+    Parameters
+    ----------
+    mask : (H0, W0) int
+        Class ids on the source image (any resolution; resized by nearest neighbour).
+    source : (h, w, 3) uint8
+        The source image, small (the stage's resolution).
+    target : (h2, w2, 3) uint8
+        The new image at the resolution wanted for the result.
+    class_ids : (k,) int
+
+    Returns
+    -------
+    seeds : (h2, w2) int64
+        Moved, eroded class ids; ``IGNORE`` where none.
+    consistent : (h2, w2) bool
+    """
+    import cv2
+
+    h, w = source.shape[:2]
+    shape = target.shape[:2]
+    tgt = target if shape == (h, w) else cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
+    flow = cv2.calcOpticalFlowFarneback(cv2.cvtColor(tgt, cv2.COLOR_RGB2GRAY), cv2.cvtColor(source, cv2.COLOR_RGB2GRAY),
+                                        None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    mx = np.arange(w, dtype=np.float32)[None, :] + flow[..., 0]
+    my = np.arange(h, dtype=np.float32)[:, None] + flow[..., 1]
+    small = _upscale_labels(np.asarray(mask), (h, w)).astype(np.int32)
+    moved = cv2.remap(small, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=IGNORE)
+    moved_img = cv2.remap(source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    d = np.abs(lab_features(tgt) - lab_features(moved_img)).sum(-1).astype(np.float32)
+    consistent = cv2.GaussianBlur(d, (0, 0), FLOW_SIGMA) < change
+    if shape != (h, w):
+        moved = _upscale_labels(moved, shape)
+        consistent = cv2.resize(consistent.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return _mask_seeds(moved.astype(np.int64), shape, class_ids, erode), consistent
+
+
+def _mask_seeds(mask: np.ndarray, shape: tuple[int, int], class_ids: np.ndarray, erode: int) -> np.ndarray:
+    """``mask`` resized (nearest) to ``shape``, each class's region eroded by ``erode`` pixels; IGNORE elsewhere."""
+    from scipy import ndimage
+
+    small = _upscale_labels(mask, shape)
+    out = np.full(small.shape, IGNORE, dtype=np.int64)
+    for c in class_ids:
+        m = small == c
         if erode and m.any():
             m = ndimage.binary_erosion(m, iterations=erode, border_value=1)
         out[m] = c

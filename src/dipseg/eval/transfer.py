@@ -6,6 +6,10 @@ are drawn from its ground truth (:func:`dipseg.eval.jobs.make_labels`, the same 
 
 * ``dipseg-transfer``: DIPSEG fitted on frame t once (:func:`dipseg.fit_model`), then
   :meth:`~dipseg.dip.transfer.TransferModel.predict` on frame t+k (no new fit);
+  its random walk is seeded by the confident pixels and by frame t's mask moved along an
+  optical flow (``mask="flow"``);
+* ``dipseg-transfer-noflow``: the same without frame t's mask (``mask="off"``: the seeds are
+  the network's confident pixels alone);
 * ``dipseg-transfer-norefine``: the same without the full-resolution stage (``refine="none"``);
 * ``dipseg-transfer-ft``: the same plus a fine-tune of :data:`FINETUNE_STEPS` steps on frame
   t+k with its pseudo-labels (opt-in: a fit's cost per frame);
@@ -43,8 +47,8 @@ from .metrics import confusion_matrix, scores
 from .results import ResultsFile, RunLock
 from .specs import SCRIBBLES, label_seed, parse_label_specs
 
-TRANSFER_METHODS = ("dipseg-transfer", "dipseg-transfer-norefine", "dipseg-transfer-ft", "trainable-transfer",
-                    "copy-labels+random-walker", "copy-labels+grabcut", "copy-mask")
+TRANSFER_METHODS = ("dipseg-transfer", "dipseg-transfer-noflow", "dipseg-transfer-norefine", "dipseg-transfer-ft",
+                    "trainable-transfer", "copy-labels+random-walker", "copy-labels+grabcut", "copy-mask")
 """Methods of the transfer protocol (see the module docstring)."""
 
 DEFAULT_METHODS = tuple(m for m in TRANSFER_METHODS if m != "dipseg-transfer-ft")
@@ -283,14 +287,16 @@ def _run_group(load, ids, dataset, split, num_classes, t, sampler, budget, seed,
             "preset": preset_name, "info": info or {}, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
-    dipseg_methods = {"dipseg-transfer", "dipseg-transfer-norefine", "dipseg-transfer-ft", "copy-mask"}
+    dipseg_methods = {"dipseg-transfer", "dipseg-transfer-noflow", "dipseg-transfer-norefine", "dipseg-transfer-ft",
+                      "copy-mask"}
     if wanted_methods & dipseg_methods:
         t0 = time.perf_counter()
         model = fit_model(src.image, labels, name, preset=preset_name, seed=int(seed), device=device, threads=threads,
                           **(fit_overrides or {}))
         fit_seconds = time.perf_counter() - t0
         source_mask = model.source.classes
-        variants = {"dipseg-transfer": {}, "dipseg-transfer-norefine": {"refine": "none"},
+        variants = {"dipseg-transfer": {}, "dipseg-transfer-noflow": {"mask": "off"},
+                    "dipseg-transfer-norefine": {"refine": "none"},
                     "dipseg-transfer-ft": {"finetune": int(finetune_steps)}}
         for m, options in variants.items():
             if m not in wanted_methods:
@@ -302,7 +308,8 @@ def _run_group(load, ids, dataset, split, num_classes, t, sampler, budget, seed,
                     continue
                 r = model.predict(frame(k).image, device=device, threads=threads, **options)
                 yield row(m, k, r.classes, r.seconds, fit_seconds,
-                          {x: r.info.get(x) for x in ("refine", "pseudo_labelled", "carried", "noise", "finetune")})
+                          {x: r.info.get(x) for x in ("refine", "pseudo_labelled", "carried", "mask_seeded", "noise",
+                                                      "finetune")})
         for k in sorted(kk for mm, kk in need if mm == "copy-mask"):
             yield row("copy-mask", k, source_mask, 0.0, fit_seconds)
     for m, base in (("copy-labels+random-walker", "random-walker"), ("copy-labels+grabcut", "grabcut")):
