@@ -50,9 +50,14 @@ def build_app(settings: Settings) -> FastAPI:
     """
     store = ImageStore(settings)
     transfers = Transfers(settings, store)
-    jobs = JobQueue(settings, store, transfers)
-    # a forgotten upload's warm-start state and kept network must not outlive it
-    store.on_forget = jobs.forget
+    jobs = JobQueue(settings, store, on_fit=transfers.keep_fit)
+
+    def forget(image_id: str) -> None:
+        # a forgotten upload's warm-start state and kept network (whole networks) must not outlive it
+        jobs.forget(image_id)
+        transfers.forget(image_id)
+
+    store.on_forget = forget
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

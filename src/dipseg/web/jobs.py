@@ -8,8 +8,9 @@ full-resolution stage. A waiting fit that is cancelled leaves the queue at once,
 client that went away never holds a place. Images of more than ``max_fit_pixels`` are
 fitted at a downscaled copy (:func:`fit_size`), which bounds a fit's memory. The last fit
 state of each image is kept for a warm start of the next fit on it, reused when
-:meth:`dipseg.dip.fit.FitState.can_continue` says so; its network is also handed to
-:class:`~dipseg.web.transfer.Transfers`, so that the next image can start from it.
+:meth:`dipseg.dip.fit.FitState.can_continue` says so. Each finished fit is also handed to
+``on_fit`` (the app passes :meth:`dipseg.web.transfer.Transfers.keep_fit`, which keeps its
+network so that the next image can start from it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import quote
 
 import numpy as np
@@ -36,9 +37,6 @@ from .body import KEEP_ALIVE, data_url, sse
 from .errors import Busy, NotFound, ShuttingDown
 from .settings import Settings
 from .store import UNLABELLED, ImageEntry, ImageStore, to_ignore
-
-if TYPE_CHECKING:
-    from .transfer import Transfers
 
 log = logging.getLogger("dipseg.web")
 
@@ -144,14 +142,15 @@ class JobQueue:
     settings : Settings
     store : ImageStore
         Where finished masks are recorded.
-    transfers : Transfers, optional
-        Where finished fits leave their networks, for "start from the previous image".
+    on_fit : callable, optional
+        Called in the worker thread with ``(entry, seg, image, labels, boxes)`` of each
+        finished fit (image, labels and boxes as fitted), before its ``done`` event; must not raise.
     """
 
-    def __init__(self, settings: Settings, store: ImageStore, transfers: "Transfers | None" = None):
+    def __init__(self, settings: Settings, store: ImageStore, on_fit: Callable[..., None] | None = None):
         self.settings = settings
         self.store = store
-        self.transfers = transfers
+        self.on_fit = on_fit
         self.lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self.states: OrderedDict[str, Any] = OrderedDict()
@@ -175,11 +174,9 @@ class JobQueue:
             return [j.describe() for j in self.jobs.values()]
 
     def forget(self, image_id: str) -> None:
-        """Drop the warm-start state (and the kept network) of an image the store forgot."""
+        """Drop the warm-start state of an image the store forgot."""
         with self.lock:
             self.states.pop(image_id, None)
-        if self.transfers is not None:
-            self.transfers.forget(image_id)
 
     @staticmethod
     def check_fittable(image: np.ndarray) -> None:
@@ -281,9 +278,9 @@ class JobQueue:
             meta = dict(seg.metadata(), fit_size=[size[1], size[0]])
             version = self.store.set_result(entry.id, classes, labels8, meta)
             self._keep_state(entry.id, seg.state)
-            if self.transfers is not None:
-                # before "done", so a page that moves on at once finds the network
-                self.transfers.keep_fit(entry, seg, image, labels, boxes)
+            if self.on_fit is not None:
+                # before "done", so a page that moves on at once finds what it left
+                self.on_fit(entry, seg, image, labels, boxes)
             done = self._done_event(job, entry, seg, classes, iterations, state is not None, version)
             job.emit("done", done | next_label_hint(seg.probabilities, labels, classes.shape))
         except Exception as exc:  # a crash in one fit is that client's error, never the server's
