@@ -365,9 +365,9 @@ async function openImage(id, from = null) {
       const p = proposal.p;
       const n = p.labelled;
       status(
-        `Proposed from ${proposal.name} (its network, ${Number(p.seconds).toFixed(1)} s, not fitted on this image): ` +
-          `the mask and ${n} confident pixel${n === 1 ? "" : "s"} as labels. Correct them and press Segment (Enter), ` +
-          `or Save to keep the proposal; Ctrl+Z removes the proposed labels.${p.message ? " Note: " + p.message : ""}${note}`,
+        `Proposed by the network of ${proposal.name} (not fitted on this image): the mask, and ${n} confident ` +
+          `pixel${n === 1 ? "" : "s"} as labels. Correct them and press Segment (Enter), or Save to keep the ` +
+          `proposal.${p.message ? " Note: " + p.message : ""}${note}`,
         "ok"
       );
     } else {
