@@ -192,7 +192,8 @@ def test_large_images_are_proposed_at_the_fit_size(frames, tmp_path):
 def test_openapi_documents_the_transfer(client):
     spec = client.get("/api/openapi.json").json()
     post = spec["paths"]["/api/images/{image_id}/transfer"]["post"]
-    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/TransferRequest"}
-    assert post["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Proposal"}
+    ref = "#/components/schemas/"
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": ref + "TransferRequest"}
+    assert post["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": ref + "Proposal"}
     assert {"409", "422", "404"} <= set(post["responses"])
     assert "TransferRequest" in spec["components"]["schemas"]

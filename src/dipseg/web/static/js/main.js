@@ -268,7 +268,8 @@ async function propose(info, from) {
     return { kind: "skipped", note: "" };
   }
   if (!src.has_model) {
-    return { kind: "skipped", note: ` Nothing proposed: ${src.name} has no fitted network yet (segment it first to start the next image from it).` };
+    const why = `${src.name} has no fitted network yet (segment it first to start the next image from it)`;
+    return { kind: "skipped", note: ` Nothing proposed: ${why}.` };
   }
   setData("proposal", "loading");
   status(`Proposing a mask from ${src.name}…`);
@@ -372,7 +373,8 @@ async function openImage(id, from = null) {
       );
     } else {
       if (info.proposed && !held) loaded += "The mask shown was proposed from another image's network. ";
-      status(`${loaded}Paint blobs of two or more classes or draw boxes around objects (R), then run DIPSEG (Enter).${note}${proposal ? proposal.note : ""}`);
+      const told = `${note}${proposal ? proposal.note : ""}`;
+      status(`${loaded}Paint blobs of two or more classes or draw boxes around objects (R), then run DIPSEG (Enter).${told}`);
     }
     if (window.history && window.history.replaceState) window.history.replaceState(null, "", `#${encodeURIComponent(info.id)}`);
   } catch (e) {
