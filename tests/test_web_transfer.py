@@ -197,3 +197,14 @@ def test_openapi_documents_the_transfer(client):
     assert post["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": ref + "Proposal"}
     assert {"409", "422", "404"} <= set(post["responses"])
     assert "TransferRequest" in spec["components"]["schemas"]
+
+
+def test_metadata_is_plain_json_and_tiny_images_are_refused(frames, tmp_path):
+    from dipseg.web.transfer import _finite_json
+
+    assert _finite_json({"losses": {"total": float("nan"), "ce": 0.5}, "x": [float("inf"), 1]}) == \
+        {"losses": {"total": None, "ce": 0.5}, "x": [None, 1]}
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(frames / "tiny.png")  # a folder takes what it finds
+    with api_client(create_app(frames, tmp_path / "out", fit_overrides=WEB_FAST)) as c:
+        _segment(c, "f0.png", _grid())
+        assert "2x2" in assert_error(_transfer(c, "tiny.png", "f0.png"), 422)

@@ -18,6 +18,7 @@ server has none until an image is segmented again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -233,7 +234,7 @@ class Transfers:
             "classes": class_summary(classes, self.settings.classes),
             "seconds": round(time.perf_counter() - t0, 3),
             "mask_url": f"/api/images/{q}/mask.png?v={version}",
-            "metadata": meta,
+            "metadata": _finite_json(meta),
             "message": message,
         }
 
@@ -241,6 +242,17 @@ class Transfers:
         if self.store.has_labels(entry) or self.store.has_mask(entry):
             raise Conflict(f"{entry.name} already has labels or a mask of its own; a proposal never replaces "
                            "them (clear and save, or segment it from its own labels)")
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float as None: JSON has no NaN (a fit's losses may hold one)."""
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _to_wire(pseudo: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

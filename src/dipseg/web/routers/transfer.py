@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from ...io import InputError
 from ..body import Body
 from ..deps import get_settings, get_store, get_transfers, image_entry, body_reader
+from ..jobs import JobQueue
 from ..models import Proposal, TransferRequest, errors, request_body
 from ..settings import Settings
 from ..store import ImageEntry, ImageStore
@@ -33,6 +34,7 @@ async def transfer_image(entry: ImageEntry = Depends(image_entry), store: ImageS
     transfers.check_enabled()
     transfers.source(source)
     image = await run_in_threadpool(store.load_image, entry)
+    JobQueue.check_fittable(image)  # what a fit refuses, a prediction refuses too (422)
     # a forward pass and the full-resolution stage: a fraction of a second, so no job and
     # no progress stream, but off the event loop
     return await run_in_threadpool(transfers.propose, entry, source, image)
