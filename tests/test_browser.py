@@ -573,3 +573,51 @@ def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_
         assert not problems, problems
     finally:
         _stop(proc)
+
+
+def test_start_from_previous_image_proposes_the_next_mask_and_labels(browser, tmp_path):
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    first = _image(False)
+    for i in range(2):  # frames of one scene: the second shifted by 3 px
+        Image.fromarray(np.roll(first, 3 * i, axis=1)).save(images / f"f{i}.png")
+    proc, url = _serve(["--images", str(images), "--out", str(out), "--iterations", "20", "--working-size", "48"])
+    try:
+        page, problems = _page(browser, url)
+        app = page.locator("#app")
+        assert page.is_visible("#start-from-previous") and app.get_attribute("data-start-from-previous") == "off"
+        _paint_two(page)
+        own = page.evaluate("window.dipseg.labelCounts()")
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=done]", timeout=60000)
+        page.click("#start-from-previous")
+        assert app.get_attribute("data-start-from-previous") == "on"
+
+        page.click("#next")
+        page.wait_for_function("(() => { const s = window.dipseg.state(); return s.image === 'f1.png' && "
+                               "s.state === 'ready' && s.proposal === 'shown'; })()", timeout=30000)
+        assert app.get_attribute("data-mask") == "proposed" and app.get_attribute("data-saved") == "false"
+        assert "Proposed by the network of f0.png" in page.text_content("#status")
+        proposed = page.evaluate("window.dipseg.labelCounts()")
+        assert set(proposed) <= {"0", "8"} and sum(proposed.values()) > 0, proposed
+        assert (out / "f0_labels.png").is_file()  # "save on next" wrote f0 on the way
+        # the proposed labels are one undoable step
+        page.keyboard.press("Control+z")
+        assert page.evaluate("window.dipseg.state().labelled") == 0
+        page.keyboard.press("Control+Shift+z")
+        assert page.evaluate("window.dipseg.labelCounts()") == proposed
+        # corrected with a stroke, then segmented: a normal fit from those labels
+        page.keyboard.press("0")
+        _stroke(page, [(3, 4), (3, 60)])
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=done]", timeout=60000)
+        assert app.get_attribute("data-mask") == "final"
+
+        # back to f0: it has labels of its own, so nothing is proposed over them
+        page.click("#prev")
+        page.wait_for_function("window.dipseg.state().image === 'f0.png' && window.dipseg.state().state === 'ready'")
+        assert app.get_attribute("data-proposal") == "skipped" and app.get_attribute("data-mask") == "final"
+        assert page.evaluate("window.dipseg.labelCounts()") == own
+        assert not problems, problems
+    finally:
+        _stop(proc)

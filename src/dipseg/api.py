@@ -422,16 +422,47 @@ def fit_model(
         raise ValueError("label at least two classes on the source image: a model of one class has nothing to transfer")
     seg = segment(image, labels, name, preset=preset_name, seed=seed, device=device, callback=callback,
                   threads=threads, network=network, **fit_overrides)
-    from .dip.transfer import TransferModel
-
-    info = dict(seg.info) | {"seconds": round(seg.seconds, 4), "threads": seg.threads,
-                             "labelled_pixels": int((labels >= 0).sum())}
-    colours = TransferModel.colour_samples(image, labels, p.fit, seg.seed)
-    model = TransferModel.from_fit(seg.state, labels, seg.seed, method=name, preset=preset_name, info=info,
-                                   source_colours=colours, source_mask=seg.classes,
-                                   source_image=TransferModel.small_source(image, p.fit))
+    model = model_from_fit(seg, image, labels)
     model.source = seg
     return model
+
+
+def model_from_fit(seg: Segmentation, image: np.ndarray, labels: np.ndarray):
+    """The :class:`~dipseg.dip.transfer.TransferModel` of a finished DIPSEG fit (what :func:`fit_model` returns).
+
+    For callers that run :func:`segment` themselves (with a progress callback, previews or a
+    warm start, as the web app does) and want the fitted network too. The network is copied,
+    so ``seg.state`` can go on as a warm start.
+
+    Parameters
+    ----------
+    seg : Segmentation
+        A DIPSEG fit of ``image`` from ``labels`` (without boxes).
+    image : ndarray (H, W, 3) uint8
+    labels : ndarray (H, W) int
+        The labels of that fit (``IGNORE`` where unlabelled).
+
+    Returns
+    -------
+    TransferModel
+        Without ``source`` (the caller holds ``seg``).
+
+    Raises
+    ------
+    ValueError
+        No network (a single-class fit, or a baseline) or an input mode that cannot transfer.
+    """
+    from .dip.transfer import TransferModel
+
+    state = seg.state
+    if state is None:
+        raise ValueError("this fit has no network to transfer (only one class was labelled: label at least two)")
+    info = dict(seg.info) | {"seconds": round(seg.seconds, 4), "threads": seg.threads,
+                             "labelled_pixels": int((labels >= 0).sum())}
+    colours = TransferModel.colour_samples(image, labels, state.config, seg.seed)
+    return TransferModel.from_fit(state, labels, seg.seed, method=seg.method, preset=seg.preset, info=info,
+                                  source_colours=colours, source_mask=seg.classes,
+                                  source_image=TransferModel.small_source(image, state.config))
 
 
 def load_model(path):

@@ -4,6 +4,7 @@ The parts (documented in ``docs/web.md``):
 
 * :mod:`.settings` -- :class:`Settings`, checked once at start-up;
 * :mod:`.store` -- images, labels, masks, saving; :mod:`.jobs` -- the fit queue and its streams;
+* :mod:`.transfer` -- the fitted networks kept for "start from the previous image";
 * :mod:`.routers` -- the HTTP routes, one module per resource; :mod:`.models` -- their JSON shapes;
 * :mod:`.body` -- request bodies, run-length labels, SSE; :mod:`.errors` -- errors and their statuses;
 * ``static/`` -- the page (``index.html``, ``style.css``, ES modules under ``js/``, entry ``js/main.js``).
@@ -29,6 +30,7 @@ from .routers import ROUTERS
 from .routers.meta import STATIC_DIR
 from .settings import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_QUEUE_SIZE, Settings
 from .store import ImageStore
+from .transfer import Transfers
 
 __all__ = ["STATIC_DIR", "build_app", "create_app"]
 
@@ -37,7 +39,8 @@ def build_app(settings: Settings) -> FastAPI:
     """The annotation app for ``settings``.
 
     ``app.state`` holds ``settings``, ``store`` (:class:`ImageStore`), ``jobs``
-    (:class:`JobQueue`) and ``bodies`` (:class:`~dipseg.web.body.BodyBudget`); leaving the
+    (:class:`JobQueue`), ``transfers`` (:class:`~dipseg.web.transfer.Transfers`) and ``bodies``
+    (:class:`~dipseg.web.body.BodyBudget`); leaving the
     app's lifespan cancels the running fits and deletes the spooled uploads.
 
     Requests pass, outermost first: the Host check (when ``allowed_hosts``), the token check
@@ -46,9 +49,15 @@ def build_app(settings: Settings) -> FastAPI:
     internet; ``/api/openapi.json`` describes the API.
     """
     store = ImageStore(settings)
-    jobs = JobQueue(settings, store)
-    # a forgotten upload's warm-start state (a whole network) must not outlive it
-    store.on_forget = jobs.forget
+    transfers = Transfers(settings, store)
+    jobs = JobQueue(settings, store, on_fit=transfers.keep_fit)
+
+    def forget(image_id: str) -> None:
+        # a forgotten upload's warm-start state and kept network (whole networks) must not outlive it
+        jobs.forget(image_id)
+        transfers.forget(image_id)
+
+    store.on_forget = forget
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -63,6 +72,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.jobs = jobs
+    app.state.transfers = transfers
     app.state.bodies = BodyBudget(settings.body_budget_bytes, settings.body_timeout)
     # the last added runs first
     app.add_middleware(PageOnly, token=settings.token)

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's settings, image store and job queue, and the image of a path."""
+"""FastAPI dependencies: the app's settings, image store, job queue and kept networks, and the image of a path."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .body import Body
 from .jobs import JobQueue
 from .settings import Settings
 from .store import ImageEntry, ImageStore
+from .transfer import Transfers
 
 
 def get_settings(request: Request) -> Settings:
@@ -22,6 +23,10 @@ def get_store(request: Request) -> ImageStore:
 
 def get_jobs(request: Request) -> JobQueue:
     return request.app.state.jobs
+
+
+def get_transfers(request: Request) -> Transfers:
+    return request.app.state.transfers
 
 
 async def image_entry(image_id: str, store: ImageStore = Depends(get_store)) -> ImageEntry:

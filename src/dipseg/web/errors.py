@@ -52,6 +52,12 @@ class Conflict(WebError):
     status = 409
 
 
+class CannotTransfer(WebError):
+    """The server's preset fits networks that never see the image, so none can start another image."""
+
+    status = 422
+
+
 class Busy(WebError):
     """Every worker is busy and the queue is full; the client may retry after a while.
 

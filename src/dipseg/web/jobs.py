@@ -8,7 +8,9 @@ full-resolution stage. A waiting fit that is cancelled leaves the queue at once,
 client that went away never holds a place. Images of more than ``max_fit_pixels`` are
 fitted at a downscaled copy (:func:`fit_size`), which bounds a fit's memory. The last fit
 state of each image is kept for a warm start of the next fit on it, reused when
-:meth:`dipseg.dip.fit.FitState.can_continue` says so.
+:meth:`dipseg.dip.fit.FitState.can_continue` says so. Each finished fit is also handed to
+``on_fit`` (the app passes :meth:`dipseg.web.transfer.Transfers.keep_fit`, which keeps its
+network so that the next image can start from it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import quote
 
 import numpy as np
@@ -73,6 +75,14 @@ def fit_inputs(image: np.ndarray, labels8: np.ndarray, size: tuple[int, int]) ->
         return image, labels
     small = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return small, downscale_labels(labels, size)
+
+
+def class_summary(classes: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``[{"id", "name", "fraction"}]`` of the classes present in a uint8 mask."""
+    counts = np.bincount(classes.ravel(), minlength=256)  # uint8: far faster than np.unique
+    present = np.flatnonzero(counts)
+    return [{"id": int(c), "name": names[int(c)], "fraction": round(float(counts[c]) / classes.size, 4)}
+            for c in present]
 
 
 def full_size_mask(classes: np.ndarray, labels8: np.ndarray) -> np.ndarray:
@@ -132,11 +142,15 @@ class JobQueue:
     settings : Settings
     store : ImageStore
         Where finished masks are recorded.
+    on_fit : callable, optional
+        Called in the worker thread with ``(entry, seg, image, labels, boxes)`` of each
+        finished fit (image, labels and boxes as fitted), before its ``done`` event; must not raise.
     """
 
-    def __init__(self, settings: Settings, store: ImageStore):
+    def __init__(self, settings: Settings, store: ImageStore, on_fit: Callable[..., None] | None = None):
         self.settings = settings
         self.store = store
+        self.on_fit = on_fit
         self.lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
         self.states: OrderedDict[str, Any] = OrderedDict()
@@ -264,6 +278,9 @@ class JobQueue:
             meta = dict(seg.metadata(), fit_size=[size[1], size[0]])
             version = self.store.set_result(entry.id, classes, labels8, meta)
             self._keep_state(entry.id, seg.state)
+            if self.on_fit is not None:
+                # before "done", so a page that moves on at once finds what it left
+                self.on_fit(entry, seg, image, labels, boxes)
             done = self._done_event(job, entry, seg, classes, iterations, state is not None, version)
             job.emit("done", done | next_label_hint(seg.probabilities, labels, classes.shape))
         except Exception as exc:  # a crash in one fit is that client's error, never the server's
@@ -303,18 +320,13 @@ class JobQueue:
 
     def _done_event(self, job: Job, entry: ImageEntry, seg, classes: np.ndarray, iterations: int,
                     warm: bool, version: int) -> dict[str, Any]:
-        counts = np.bincount(classes.ravel(), minlength=256)  # uint8: far faster than np.unique
-        present = np.flatnonzero(counts)
-        counts = counts[present]
         info = seg.info or {}
-        names = self.settings.classes
         return {
             "job": job.id, "image": entry.id, "stopped": info.get("stopped", "done"),
             "iterations": info.get("iterations", iterations), "total": iterations,
             "seconds": round(seg.seconds, 3), "warm_start": warm, "message": seg.message,
             "width": int(classes.shape[1]), "height": int(classes.shape[0]),
-            "classes": [{"id": int(c), "name": names[int(c)], "fraction": round(float(n) / classes.size, 4)}
-                        for c, n in zip(present, counts)],
+            "classes": class_summary(classes, self.settings.classes),
             "mask_url": f"/api/images/{quote(entry.id, safe='')}/mask.png?v={version}",
         }
 

@@ -48,6 +48,8 @@ class ServerConfig(BaseModel):
     queue_size: int
     images_dir: str | None
     out_dir: str
+    can_transfer: bool = Field(description="the preset's network sees the image, so an image can start from the "
+                                           "previous one (POST /api/images/{id}/transfer)")
     token: str = Field(description="send it as the X-Dipseg-Token header of every POST (new at every start)")
 
 
@@ -107,6 +109,8 @@ class ImageInfo(BaseModel):
     done: bool
     has_labels: bool
     has_mask: bool
+    proposed: bool = Field(description="the current mask was proposed from another image's network, not fitted")
+    has_model: bool = Field(description="a fitted network is kept for this image: the next one can start from it")
     unsaved: Unsaved
     files: OutputFiles
     image_url: str
@@ -158,6 +162,36 @@ class SaveRequest(BaseModel):
     boxes: BoxesIn | None = None
 
 
+class TransferRequest(BaseModel):
+    """Body of ``POST /api/images/{id}/transfer``."""
+
+    source: str = Field(description="id of the image whose fitted network proposes this image's mask")
+
+
+class ClassFraction(BaseModel):
+    id: int
+    name: str
+    fraction: float = Field(description="fraction of the image's pixels")
+
+
+class Proposal(BaseModel):
+    """``POST /api/images/{id}/transfer``: the proposed mask and labels, now the image's unsaved work."""
+
+    id: str
+    source: str = Field(description="the image asked to start from")
+    fitted_on: str = Field(description="the image its network was fitted on (the source, or the one that proposed it)")
+    width: int
+    height: int
+    labels: RunLengthLabels = Field(description="the confident pixels as labels (255 elsewhere), to correct")
+    labelled: int = Field(description="labelled pixels")
+    classes: list[ClassFraction]
+    seconds: float
+    mask_url: str
+    metadata: dict[str, Any] = Field(description="method dipseg-transfer, preset, seed, config, version, info, "
+                                                 "transfer: {source_image, requested_from}")
+    message: str | None
+
+
 class Progress(BaseModel):
     done: int
     total: int
@@ -200,7 +234,7 @@ class Cancelled(BaseModel):
     state: str
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (SegmentRequest, SaveRequest)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (SegmentRequest, SaveRequest, TransferRequest)
 
 
 def request_body(model: type[BaseModel], required: bool = True) -> dict[str, Any]:

@@ -616,6 +616,34 @@ class ImageStore:
                 self.results[image_id] = Result(result.classes, result.labels, meta, self.version)
             return self.version
 
+    def set_proposal(self, entry: ImageEntry, classes: np.ndarray, labels: np.ndarray, meta: dict) -> int:
+        """Record a proposed mask and its labels as the image's current, unsaved work; returns its version.
+
+        The check and both records happen under one lock, so a proposal never replaces
+        labels or a mask that arrived while it was computed (the caller checks the files).
+
+        Raises
+        ------
+        Conflict
+            The image has labels or a mask in this session.
+        """
+        packed_labels, packed_classes = Packed.of(labels), Packed.of(classes)
+        with self.lock:
+            if entry.id in self.labels or entry.id in self.results:
+                raise Conflict(f"{entry.name} got labels or a mask of its own meanwhile; the proposal is dropped")
+            self.version += 1
+            if entry.id in self.entries:
+                self.labels[entry.id] = packed_labels
+                self.results[entry.id] = Result(packed_classes, packed_labels, meta, self.version)
+            return self.version
+
+    def proposed(self, entry: ImageEntry) -> bool:
+        """Whether the image's current mask is a proposal (a transfer from another image), not a fit."""
+        with self.lock:
+            result = self.results.get(entry.id)
+        # a proposal's metadata names its source under "transfer" (dipseg.web.transfer)
+        return result is not None and "transfer" in result.meta
+
     def mask_png(self, entry: ImageEntry) -> bytes | None:
         """The latest mask (this session's fit, else the saved file) as palette PNG bytes, or None."""
         with self.lock:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ...io import InputError, TooLargeError, UnsupportedFormatError
 from ..body import Body, content_type, encode_rle
-from ..deps import get_settings, get_store, image_entry, body_reader
+from ..deps import get_settings, get_store, get_transfers, image_entry, body_reader
 from ..errors import BadRequest, NotFound
 from ..models import (
     ImageInfo,
@@ -27,6 +27,7 @@ from ..models import (
 )
 from ..settings import Settings
 from ..store import UNLABELLED, ImageEntry, ImageStore
+from ..transfer import Transfers
 
 router = APIRouter(prefix="/api")
 
@@ -35,7 +36,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 PNG = {200: {"content": {"image/png": {}}, "description": "a PNG image"}}
 
 
-def image_info(store: ImageStore, entry: ImageEntry, image: np.ndarray) -> dict[str, Any]:
+def image_info(store: ImageStore, entry: ImageEntry, image: np.ndarray, transfers: Transfers) -> dict[str, Any]:
     """See :class:`dipseg.web.models.ImageInfo`."""
     i, order = store.position(entry)
     q = quote(entry.id, safe="")
@@ -44,6 +45,7 @@ def image_info(store: ImageStore, entry: ImageEntry, image: np.ndarray) -> dict[
         "prev": order[i - 1] if i > 0 else None, "next": order[i + 1] if 0 <= i < len(order) - 1 else None,
         "width": int(image.shape[1]), "height": int(image.shape[0]),
         "done": store.is_done(entry), "has_labels": store.has_labels(entry), "has_mask": store.has_mask(entry),
+        "proposed": store.proposed(entry), "has_model": transfers.has(entry.id),
         "unsaved": store.unsaved(entry),
         "files": entry.outputs(),
         "image_url": f"/api/images/{q}/image",
@@ -113,11 +115,12 @@ async def list_images(store: ImageStore = Depends(get_store)) -> dict:
     }}},
 )
 async def upload(request: Request, response: Response, store: ImageStore = Depends(get_store),
-                 settings: Settings = Depends(get_settings), reader: Body = Depends(body_reader)) -> dict:
+                 settings: Settings = Depends(get_settings), reader: Body = Depends(body_reader),
+                 transfers: Transfers = Depends(get_transfers)) -> dict:
     data, name = await read_upload(request, reader, settings.max_upload_bytes)
     array = await run_in_threadpool(store.decode_upload, data)
     entry, new = await run_in_threadpool(store.add_upload, name, data, array)
-    info = await run_in_threadpool(image_info, store, entry, array)
+    info = await run_in_threadpool(image_info, store, entry, array, transfers)
     info["new"] = new
     if not new:
         response.status_code = 200
@@ -125,9 +128,10 @@ async def upload(request: Request, response: Response, store: ImageStore = Depen
 
 
 @router.get("/images/{image_id}", response_model=ImageInfo, responses=errors(404))
-async def get_image_info(entry: ImageEntry = Depends(image_entry), store: ImageStore = Depends(get_store)) -> dict:
+async def get_image_info(entry: ImageEntry = Depends(image_entry), store: ImageStore = Depends(get_store),
+                         transfers: Transfers = Depends(get_transfers)) -> dict:
     image = await run_in_threadpool(store.load_image, entry)
-    return await run_in_threadpool(image_info, store, entry, image)
+    return await run_in_threadpool(image_info, store, entry, image, transfers)
 
 
 @router.get("/images/{image_id}/image", response_class=Response, responses={**PNG, **errors(404, 413, 422)})

@@ -9,10 +9,11 @@ from fastapi.responses import FileResponse
 
 from ... import __version__
 from ...palette import PALETTE
-from ..deps import get_jobs, get_settings
+from ..deps import get_jobs, get_settings, get_transfers
 from ..jobs import JobQueue
 from ..models import Health, ServerConfig
 from ..settings import Settings
+from ..transfer import Transfers
 from ..store import UNLABELLED
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -33,7 +34,7 @@ async def health(jobs: JobQueue = Depends(get_jobs)) -> dict:
 
 
 @router.get("/api/config", response_model=ServerConfig)
-async def config(settings: Settings = Depends(get_settings)) -> dict:
+async def config(settings: Settings = Depends(get_settings), transfers: Transfers = Depends(get_transfers)) -> dict:
     fit = settings.preset_config.fit
     return {
         "version": __version__,
@@ -53,5 +54,6 @@ async def config(settings: Settings = Depends(get_settings)) -> dict:
         "queue_size": settings.queue_size,
         "images_dir": str(settings.images_dir) if settings.images_dir else None,
         "out_dir": str(settings.out_dir),
+        "can_transfer": transfers.enabled,
         "token": settings.token,
     }

@@ -88,6 +88,10 @@ export const getLabels = (url) => json("GET", url);
 
 export const saveImage = (id, labels, boxes) => json("POST", `/api/images/${enc(id)}/save`, { labels, boxes: boxes || [] });
 
+// The network fitted on image `source` proposes image `id`'s mask and labels (now the server's
+// unsaved work for `id`); answers the labels as run-length code and the mask's URL.
+export const transfer = (id, source) => json("POST", `/api/images/${enc(id)}/transfer`, { source });
+
 export const cancelJob = (jobId) => json("POST", `/api/jobs/${enc(jobId)}/cancel`);
 
 // A cache-busting query, since the mask behind the same URL changes with every fit.

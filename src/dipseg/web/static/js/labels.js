@@ -213,6 +213,20 @@ export function redo() {
   historyChanged();
 }
 
+// Replace every label by `wire` (run-length code of this image's size) as one undoable step:
+// a proposal's labels, which undo takes back at once. Returns false for another size.
+export function loadLabels(wire) {
+  if (!S.labels || !wire || wire.width !== S.W || wire.height !== S.H) return false;
+  const before = S.labels.slice();
+  S.labels.fill(UNLABELLED);
+  decodeLabels(wire);
+  pushUndo(region(before, S.labels, 0, 0, S.W, S.H));
+  paintLabelRect(0, 0, S.W, S.H);
+  markDirty();
+  scheduleRender();
+  return true;
+}
+
 export function clearLabels() {
   if (!S.labels || !labelledCount()) return;
   const before = S.labels.slice();

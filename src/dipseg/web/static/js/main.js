@@ -6,7 +6,12 @@
  *   #app[data-state]  loading | empty | ready | error
  *   #app[data-fit]    idle | waiting | queued | running | done | cancelled | error
  *                     (waiting: the server is busy and the page retries by itself)
- *   #app[data-mask]   none | preview | final
+ *   #app[data-mask]   none | preview | final | proposed
+ *                     (proposed: transferred from the previous image's network, not fitted yet)
+ *   #app[data-proposal] none | loading | shown | skipped | error
+ *                     ("start from previous image" for the image shown: none when not asked;
+ *                     skipped: it has work of its own, or the image left has no fitted network)
+ *   #app[data-start-from-previous] on | off
  *   #app[data-saved]  true | false   (false: labels or mask not saved in the output folder yet,
  *                     including work the server holds from before a reload)
  *   #app[data-server] up | down | restarted
@@ -27,6 +32,7 @@ import {
   undo,
   redo,
   clearLabels,
+  loadLabels,
 } from "./labels.js";
 import { resetBoxes, beginBox, dragBox, endBox, deleteSelectedBox, encodeBoxes } from "./boxes.js";
 import {
@@ -156,7 +162,7 @@ function updateButtons() {
   setData("boxes", S.boxes.length);
   $("clear").disabled = !ready;
   const dl = $("download");
-  if (ready && S.maskKind === "final") {
+  if (ready && (S.maskKind === "final" || S.maskKind === "proposed")) {
     dl.href = api.maskDownloadUrl(S.id);
     dl.setAttribute("download", (S.info && S.info.files && S.info.files.mask) || "mask.png");
     dl.setAttribute("aria-disabled", "false");
@@ -172,6 +178,11 @@ function updateNav() {
   $("prev").disabled = i <= 0;
   $("next").disabled = i < 0 || i >= S.images.length - 1;
   $("image-index").textContent = i >= 0 ? `image ${i + 1} / ${S.images.length}` : "";
+}
+
+function toggleStartFromPrevious(on) {
+  $("start-from-previous").checked = on;
+  setData("startFromPrevious", on ? "on" : "off");
 }
 
 // The keys live in a panel over the canvas, so the sidebar keeps room for every class.
@@ -246,11 +257,38 @@ async function refreshList() {
 
 // ------------------------------------------------------------------ images
 
-async function openImage(id) {
+// "Start from previous image": the network fitted on image `from` proposes a mask and labels
+// for `info`'s image, which has none of its own. Asked while the page is still loading the
+// image, so nothing can be painted that the proposal would then replace.
+async function propose(info, from) {
+  let src;
+  try {
+    src = await api.getImageInfo(from);
+  } catch (e) {
+    return { kind: "skipped", note: "" };
+  }
+  if (!src.has_model) {
+    const why = `${src.name} has no fitted network yet (segment it first to start the next image from it)`;
+    return { kind: "skipped", note: ` Nothing proposed: ${why}.` };
+  }
+  setData("proposal", "loading");
+  status(`Proposing a mask from ${src.name}…`);
+  try {
+    const p = await api.transfer(info.id, from);
+    const bitmap = await api.fetchBitmap(p.mask_url);
+    const fitted = S.images.find((im) => im.id === p.fitted_on);
+    return { kind: "shown", p, bitmap, name: fitted ? fitted.name : p.fitted_on };
+  } catch (e) {
+    return { kind: "error", note: ` ${explain(e, "Nothing proposed")}` };
+  }
+}
+
+async function openImage(id, from = null) {
   const token = ++S.loadToken;
   abortFit();
   S.stroke = null;
   setData("state", "loading");
+  setData("proposal", "none");
   updateButtons();
   status("Loading…");
   try {
@@ -259,6 +297,7 @@ async function openImage(id) {
     let labels = null;
     let mask = null;
     let note = "";
+    let proposal = null;
     if (info.has_labels) {
       try {
         labels = await api.getLabels(info.labels_url);
@@ -274,6 +313,11 @@ async function openImage(id) {
       }
     }
     if (token !== S.loadToken) return;
+    if (from && from !== info.id && $("start-from-previous").checked) {
+      if (info.has_labels || info.has_mask) proposal = { kind: "skipped", note: "" }; // never replace its own work
+      else proposal = await propose(info, from);
+      if (token !== S.loadToken) return;
+    }
     S.id = info.id;
     S.info = info;
     S.W = info.width;
@@ -282,13 +326,22 @@ async function openImage(id) {
     if (!resetLabels(labels)) note += " (saved labels have another size; ignored)";
     resetBoxes([]);
     resetMask();
-    if (mask) drawMask(mask, "final");
+    if (mask) drawMask(mask, info.proposed ? "proposed" : "final");
     setData("mask", S.maskKind);
     resetHistory();
     markSaved();
     const unsaved = info.unsaved || {};
     if (unsaved.labels) markDirty();
     if (unsaved.mask) markMaskUnsaved();
+    const shown = proposal && proposal.kind === "shown";
+    if (shown) {
+      // the server holds them as this image's unsaved work, as after a fit; one undo takes the labels back
+      if (!loadLabels(proposal.p.labels)) note += " (the proposed labels have another size; ignored)";
+      drawMask(proposal.bitmap, "proposed");
+      markDirty();
+      markMaskUnsaved();
+    }
+    setData("proposal", proposal ? proposal.kind : info.proposed ? "shown" : "none");
     if (!S.sizeChosen) setSize(Math.max(3, Math.round(Math.max(S.W, S.H) / 30)));
     setData("imageId", info.id);
     setData("imageName", info.name);
@@ -309,7 +362,20 @@ async function openImage(id) {
     let loaded = "";
     if (held) loaded += `The ${held} from before are not saved yet: Save (Ctrl+S) writes them. `;
     if (saved) loaded += `Loaded ${saved} from the output folder. `;
-    status(`${loaded}Paint blobs of two or more classes or draw boxes around objects (R), then run DIPSEG (Enter).${note}`);
+    if (shown) {
+      const p = proposal.p;
+      const n = p.labelled;
+      status(
+        `Proposed by the network of ${proposal.name} (not fitted on this image): the mask, and ${n} confident ` +
+          `pixel${n === 1 ? "" : "s"} as labels. Correct them and press Segment (Enter), or Save to keep the ` +
+          `proposal.${p.message ? " Note: " + p.message : ""}${note}`,
+        "ok"
+      );
+    } else {
+      if (info.proposed && !held) loaded += "The mask shown was proposed from another image's network. ";
+      const told = `${note}${proposal ? proposal.note : ""}`;
+      status(`${loaded}Paint blobs of two or more classes or draw boxes around objects (R), then run DIPSEG (Enter).${told}`);
+    }
     if (window.history && window.history.replaceState) window.history.replaceState(null, "", `#${encodeURIComponent(info.id)}`);
   } catch (e) {
     if (token !== S.loadToken) return;
@@ -329,7 +395,8 @@ async function openImage(id) {
   }
 }
 
-async function switchTo(id) {
+// `from`: the image the person moves on from (Next / Previous), which "start from previous image" starts from.
+async function switchTo(id, from = null) {
   if (!id || (id === S.id && S.img)) return;
   if (S.img && $("autosave").checked && (S.dirty || S.maskUnsaved)) {
     const ok = await save();
@@ -339,14 +406,14 @@ async function switchTo(id) {
     status(RESTARTED, "info");
     return;
   }
-  await openImage(id);
+  await openImage(id, from);
 }
 
 async function go(delta) {
   const i = index();
   const j = i + delta;
   if (i < 0 || j < 0 || j >= S.images.length) return;
-  await switchTo(S.images[j].id);
+  await switchTo(S.images[j].id, S.id);
 }
 
 async function uploadFiles(files) {
@@ -682,6 +749,7 @@ function bind() {
   $("open").addEventListener("click", () => $("file-input").click());
   $("help-toggle").addEventListener("click", () => toggleHelp());
   $("hint").addEventListener("change", (e) => toggleHint(e.target.checked));
+  $("start-from-previous").addEventListener("change", (e) => toggleStartFromPrevious(e.target.checked));
   $("help-close").addEventListener("click", () => toggleHelp(false));
   $("file-input").addEventListener("change", (e) => {
     const files = Array.from(e.target.files || []);
@@ -833,6 +901,7 @@ window.dipseg = {
     state: app.dataset.state,
     fit: app.dataset.fit,
     mask: app.dataset.mask,
+    proposal: app.dataset.proposal,
     saved: app.dataset.saved === "true",
     image: S.id,
     width: S.W,
@@ -882,6 +951,9 @@ async function start() {
     return;
   }
   setData("mode", S.mode);
+  // a folder is walked image after image, which is what starting from the previous one is for
+  $("start-from-previous-label").hidden = !(S.mode === "folder" && S.config.can_transfer);
+  toggleStartFromPrevious($("start-from-previous").checked);
   resize();
   if (!S.images.length) {
     setData("state", "empty");
