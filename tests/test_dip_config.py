@@ -28,6 +28,9 @@ def test_input_channels(mode, channels):
 def test_bad_config():
     with pytest.raises(ValueError, match="network_coverage"):
         FitConfig(network_coverage=-0.1)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="box_min_extent"):
+            FitConfig(box_min_extent=bad)
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

@@ -239,7 +239,7 @@ def spatial_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, i
     if boxes:
         return box_class_prior(boxes, class_ids, labels.shape, shape, cfg.box_outside if strength is None else strength)
     return box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
-                     cfg.box_falloff)
+                     cfg.box_falloff, cfg.box_min_extent)
 
 
 def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,

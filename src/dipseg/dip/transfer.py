@@ -520,7 +520,8 @@ class TransferModel:
         k = self.num_classes
         box = None
         if use_box and cfg.box_prior > 0:
-            box = box_prior(self.source_labels, self.class_ids, rs, cfg.box_margin, cfg.box_prior, cfg.box_falloff)
+            box = box_prior(self.source_labels, self.class_ids, rs, cfg.box_margin, cfg.box_prior, cfg.box_falloff,
+                            cfg.box_min_extent)
         coarse = _probs(logits, rs, box)  # (h, w, k)
         pseudo_small = _pseudo_labels(coarse, self.class_ids, confidence, erode)
         carried = 0
