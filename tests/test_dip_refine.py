@@ -124,3 +124,25 @@ def test_zero_network_scale_leaves_the_priors_alone():
     a = finish_full_resolution(prepared, torch.randn(1, 3, 20, 20))
     b = finish_full_resolution(prepared, torch.zeros(1, 3, 20, 20))
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_box_rounds_survive_a_class_that_vanishes():
+    """GrabCut-like colour rounds re-fit each class to the current answer; a class the answer
+    no longer holds anywhere must not crash the refit (it keeps that answer)."""
+    import torch
+
+    from dipseg.boxes import Box, box_labels
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img, gt = three_regions(40, noise=4)
+    boxes = [Box(1, 8, 8, 30, 30)]
+    labels = box_labels(boxes, (40, 40))
+    ids = np.array([0, 1])
+    cfg = FitConfig(refine="random-walk", refine_size=24, colour_weight=6.0, box_colour_rounds=2,
+                    box_outside=0.0, box_refine_strength=1e-2)
+    logits = torch.zeros(1, 2, 20, 20)
+    logits[0, 0] = 50.0  # the network sees background everywhere: class 1 vanishes after the first solve
+    prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes)
+    prob = finish_full_resolution(prepared, logits)
+    assert prob.shape == (40, 40, 2) and np.isfinite(prob).all()

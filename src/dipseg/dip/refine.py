@@ -463,6 +463,8 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
     for _ in range(r.n if r is not None else 0):
         _check(should_stop)
         current = r.class_ids[prob.argmax(-1)]
+        if any((current == c).sum() < 2 for c in r.class_ids):
+            break  # a class has vanished: its colour model cannot be re-fitted, keep this answer
         colour = r.weight * colour_logits(r.features, current, r.class_ids, r.cfg.colour_components, r.cfg.colour_clip,
                                           r.cfg.colour_floor, r.seed)
         prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour)
