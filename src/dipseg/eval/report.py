@@ -173,7 +173,8 @@ def plot_miou_vs_budget(summary: list[dict], path: Path) -> Path:
                 if pts:
                     x, y = zip(*pts)
                     ax.plot(x, y, "o-", color=colours[m], label=m)
-            ax.set_xscale("log")
+            if all(float(s["budget"]) > 0 for s in rows):
+                ax.set_xscale("log")  # budgets span decades; box modes have budget 0, kept linear
             ax.set_xlabel("labelled pixels per class")
         ax.set_title(f"{dataset}: {sampler}")
         ax.set_ylabel("mIoU (%)")
