@@ -124,8 +124,9 @@ class FitConfig:
     refine_strength : float
         Random-walk refinement: trust in the network's probabilities against the edges
         (seeds spread about ``1/sqrt(strength)`` pixels before the prior takes over).
-        1e-6 (was 1e-5 until 2026-12-02): trusting the labels further raised NoC and every
-        VOC budget tried on train images (docs/study.md, "Seed trust").
+        1e-6 (preset ``clicks``) trusts the labels more: better with many labels and in the
+        click loop, but lower on VOC val with ``blobs:100`` / ``uniform:10`` (docs/study.md,
+        "Seed trust"), so the default stays 1e-5.
     refine_beta : float
         Random-walk refinement: edge sensitivity (see :func:`dipseg.features.edge_weights`).
     refine_size : int or None
@@ -229,7 +230,7 @@ class FitConfig:
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
-    refine_strength: float = 1e-6
+    refine_strength: float = 1e-5
     refine_beta: float = 25_000.0
     refine_size: int | None = 256
     colour_weight: float = 0.0

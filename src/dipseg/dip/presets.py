@@ -94,6 +94,16 @@ PRESETS["lite"] = Preset(
     "faster (docs/study.md, architecture sweep).",
 )
 
+PRESETS["clicks"] = Preset(
+    "clicks",
+    FAST,
+    replace(PRESETS["fast"].fit, refine_strength=1e-6),
+    "The default with its random walk trusting the labels ten times more (refine_strength "
+    "1e-6): a click fewer per object to 90 % IoU on the GrabCut set and ahead of the random "
+    "walker with dense labels, but 1.7 / 0.7 mIoU lower on VOC val with blobs:100 / "
+    "uniform:10 (docs/study.md, Seed trust).",
+)
+
 DEFAULT_PRESET = "fast"
 
 
