@@ -624,17 +624,8 @@ def _plain(value):
 
 def _pseudo_labels(prob: np.ndarray, class_ids: np.ndarray, confidence: float, erode: int) -> np.ndarray:
     """Class id where ``max p >= confidence``, each class's region eroded by ``erode`` pixels; IGNORE elsewhere."""
-    from scipy import ndimage
-
-    best = prob.argmax(-1)
-    sure = prob.max(-1) >= confidence
-    out = np.full(best.shape, IGNORE, dtype=np.int64)
-    for i, c in enumerate(class_ids):
-        m = sure & (best == i)
-        if erode and m.any():
-            m = ndimage.binary_erosion(m, iterations=erode, border_value=1)
-        out[m] = c
-    return out
+    sure = np.where(prob.max(-1) >= confidence, class_ids[prob.argmax(-1)], IGNORE)
+    return _eroded(sure, class_ids, erode)
 
 
 def propagate_mask(mask: np.ndarray, source: np.ndarray, target: np.ndarray, class_ids: np.ndarray,
@@ -657,6 +648,10 @@ def propagate_mask(mask: np.ndarray, source: np.ndarray, target: np.ndarray, cla
     target : (h2, w2, 3) uint8
         The new image at the resolution wanted for the result.
     class_ids : (k,) int
+    change : float
+        Largest smoothed colour change (summed CIELAB / 100) of a consistent pixel.
+    erode : int
+        Erosion of each moved class, in pixels of ``target``.
 
     Returns
     -------
@@ -686,12 +681,16 @@ def propagate_mask(mask: np.ndarray, source: np.ndarray, target: np.ndarray, cla
 
 def _mask_seeds(mask: np.ndarray, shape: tuple[int, int], class_ids: np.ndarray, erode: int) -> np.ndarray:
     """``mask`` resized (nearest) to ``shape``, each class's region eroded by ``erode`` pixels; IGNORE elsewhere."""
+    return _eroded(_upscale_labels(mask, shape), class_ids, erode)
+
+
+def _eroded(labels: np.ndarray, class_ids: np.ndarray, erode: int) -> np.ndarray:
+    """Each class's region of ``labels`` eroded by ``erode`` pixels (the image border counts as inside); IGNORE elsewhere."""
     from scipy import ndimage
 
-    small = _upscale_labels(mask, shape)
-    out = np.full(small.shape, IGNORE, dtype=np.int64)
+    out = np.full(labels.shape, IGNORE, dtype=np.int64)
     for c in class_ids:
-        m = small == c
+        m = labels == c
         if erode and m.any():
             m = ndimage.binary_erosion(m, iterations=erode, border_value=1)
         out[m] = c
