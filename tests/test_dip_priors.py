@@ -1,6 +1,6 @@
 import numpy as np
 
-from dipseg.dip.priors import box_prior
+from dipseg.dip.priors import box_prior, spot_classes
 from dipseg.labels import IGNORE
 
 
@@ -37,3 +37,37 @@ def test_box_prior_skips_classes_whose_labels_span_too_little():
     assert np.array_equal(on[1], off[1])  # the 10 % box stays
     wide = box_prior(labels, ids, (50, 50), margin=0.0, strength=3.0, falloff=0.1, min_extent=0.2)
     assert np.all(wide[1] == 0)
+
+
+def _spots_and_stroke():
+    """Class 5: three separate 3x3 spots; class 7: one long stroke; class 0: two corners."""
+    labels = np.full((200, 200), IGNORE)
+    labels[0, 0] = labels[199, 199] = 0
+    for y, x in [(36, 36), (36, 84), (84, 60)]:  # each inside one 8-px cell
+        labels[y - 1:y + 2, x - 1:x + 2] = 5
+    labels[150, 20:120] = 7
+    return labels
+
+
+def test_spot_classes_tells_spots_from_strokes():
+    labels = _spots_and_stroke()
+    before = labels.copy()
+    ids = np.array([0, 5, 7])
+    assert spot_classes(labels, ids).tolist() == [False, True, False]  # two corners are < 3 spots
+    assert spot_classes(labels, ids, min_spots=4).tolist() == [False, False, False]
+    assert spot_classes(labels, ids, min_spots=2).tolist() == [True, True, False]
+    assert np.array_equal(labels, before)
+
+
+def test_box_prior_gives_spot_classes_the_tighter_geometry_only():
+    labels = _spots_and_stroke()
+    ids = np.array([0, 5, 7])
+    off = box_prior(labels, ids, (200, 200), margin=0.15, strength=3.0, falloff=0.1)
+    on = box_prior(labels, ids, (200, 200), margin=0.15, strength=3.0, falloff=0.1, spot_min=3,
+                   spot_margin=0.0, spot_falloff=0.05)
+    assert np.array_equal(on[2], off[2])  # the stroke keeps the default geometry
+    # the spots' label box is rows and columns 35..85: with margin 0 a pixel 3 px outside it
+    # is penalised, with margin 0.15 (7.6 px) it is not; the steeper falloff doubles the slope
+    assert on[1, 60, 88] < 0 and off[1, 60, 88] == 0
+    assert on[1, 60, 150] < 1.9 * off[1, 60, 150] < 0
+    assert on[1, 60, 60] == 0 and off[1, 60, 60] == 0

@@ -146,3 +146,24 @@ def test_box_rounds_survive_a_class_that_vanishes():
     prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes)
     prob = finish_full_resolution(prepared, logits)
     assert prob.shape == (40, 40, 2) and np.isfinite(prob).all()
+
+
+def test_walk_strength_falls_with_the_labels_coverage_only_when_asked():
+    from dipseg.boxes import Box
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import walk_strength
+
+    sparse = np.full((100, 100), IGNORE)
+    sparse[10, 10], sparse[90, 90] = 0, 1
+    dense = np.full((100, 100), IGNORE)
+    dense[::3, ::3] = (np.arange(100)[::3, None] > 50).astype(int) * np.ones((1, 34), int)
+    ids = np.array([0, 1])
+    base = FitConfig(refine_strength=1e-5)
+    on = FitConfig(refine_strength=1e-5, refine_dense_strength=1e-7, refine_dense_from=0.35, refine_dense_to=0.75)
+    assert walk_strength(dense, ids, base) == 1e-5
+    assert walk_strength(sparse, ids, on) == pytest.approx(1e-5)  # coverage ~0.01: untouched
+    assert walk_strength(dense, ids, on) == pytest.approx(1e-7)   # coverage > 0.75: the dense value
+    box = [Box(1, 10, 10, 50, 50)]
+    assert walk_strength(dense, ids, on, box) == on.box_refine_strength
+    with pytest.raises(ValueError, match="refine_dense"):
+        FitConfig(refine_dense_from=0.8, refine_dense_to=0.5)

@@ -32,3 +32,12 @@ def test_label_box_and_enlargement():
     assert enlarge_box((0, 20, 0, 30), 1.0, (20, 30)) == (0, 20, 0, 30)  # clipped to the image
     with pytest.raises(ValueError, match="empty mask"):
         label_box(np.zeros((3, 3), bool))
+
+
+def test_grid_cells_groups_pixels_by_cells_of_the_longest_side():
+    from dipseg.features import grid_cells
+
+    ys, xs = np.array([0, 3, 4, 0, 99]), np.array([0, 3, 0, 4, 199])
+    cells = grid_cells(ys, xs, (100, 200), cell=0.02)  # 4-px cells
+    assert cells[0] == cells[1] and len(set(cells.tolist())) == 4
+    assert len(np.unique(grid_cells(ys, xs, (100, 200), cell=0.5))) == 2  # 100-px cells

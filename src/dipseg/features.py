@@ -72,6 +72,22 @@ def edge_weights(image: np.ndarray, beta: float = RW_BETA, smooth: float = 1.0) 
     return wy, wx
 
 
+def grid_cells(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], cell: float = 0.04) -> np.ndarray:
+    """Grid-cell id of each pixel ``(ys[i], xs[i])``, on square cells of side ``cell`` times the longest side.
+
+    Neighbouring pixels share their colour and place, so the number of distinct cells a
+    class's labels touch says how many parts of it they sample (the labels' coverage,
+    :func:`dipseg.dip.colour.coverage_weight`; spots against strokes,
+    :func:`dipseg.dip.priors.spot_classes`).
+
+    Returns
+    -------
+    (n,) int64
+    """
+    side = max(1.0, cell * max(shape))
+    return (ys // side).astype(np.int64) * 100_000 + (xs // side).astype(np.int64)
+
+
 def label_box(mask: np.ndarray) -> tuple[np.int64, np.int64, np.int64, np.int64]:
     """Bounding box ``(y0, y1, x0, x1)`` (exclusive ends) of the true pixels of ``mask``.
 

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from ..features import grid_cells
 from ..labels import IGNORE
 
 MAX_SAMPLES = 4000
@@ -110,11 +111,9 @@ def coverage_weight(labels: np.ndarray, class_ids: np.ndarray, cell: float = 0.0
     -------
     float in [0, 1)
     """
-    h, w = labels.shape
-    side = max(1.0, cell * max(h, w))
     ys, xs = np.nonzero(labels != IGNORE)
     vals = labels[ys, xs]
-    cells = (ys // side).astype(np.int64) * 100_000 + (xs // side).astype(np.int64)
+    cells = grid_cells(ys, xs, labels.shape, cell)
     weights = []
     for c in class_ids:
         n = len(np.unique(cells[vals == c]))

@@ -114,6 +114,14 @@ class FitConfig:
         how far it reaches. 0 applies the prior to every class. 0.01 (5 px of a VOC image)
         drops it for single labelled pixels only (``uniform:1``: +8.7 mIoU on 30 train
         images, docs/study.md); 0.05 also drops it for compact blobs, which costs 1.4 there.
+    box_spot_min : int
+        A class whose labels are at least this many separate spots (points, clicks, small
+        blobs; :func:`dipseg.dip.priors.spot_classes`) gets the box geometry
+        ``box_spot_margin`` / ``box_spot_falloff`` instead of ``box_margin`` /
+        ``box_falloff``: scattered spots reach towards the object's extremes, strokes do
+        not. 0 treats every class alike.
+    box_spot_margin, box_spot_falloff : float
+        The box margin and falloff for spot-labelled classes.
     refine : {"none", "guided", "random-walk"}
         Full-resolution edge-aware refinement of the upsampled probabilities: a guided
         filter, or a random walker that uses them as a prior.
@@ -127,6 +135,13 @@ class FitConfig:
         1e-6 (preset ``clicks``) trusts the labels more: better with many labels and in the
         click loop, but lower on VOC val with ``blobs:100`` / ``uniform:10`` (docs/study.md,
         "Seed trust"), so the default stays 1e-5.
+    refine_dense_strength : float or None
+        The random walk's strength for dense labels: as the labels' coverage ``c``
+        (:func:`dipseg.dip.colour.coverage_weight`) grows from ``refine_dense_from`` to
+        ``refine_dense_to``, the strength moves from ``refine_strength`` to this value
+        (linearly in its logarithm). None keeps ``refine_strength`` for any labels.
+    refine_dense_from, refine_dense_to : float
+        The coverage range of that change, ``0 <= from < to <= 1``.
     refine_beta : float
         Random-walk refinement: edge sensitivity (see :func:`dipseg.features.edge_weights`).
     refine_size : int or None
@@ -227,10 +242,16 @@ class FitConfig:
     box_margin: float = 0.15
     box_falloff: float = 0.1
     box_min_extent: float = 0.01
+    box_spot_min: int = 0
+    box_spot_margin: float = 0.05
+    box_spot_falloff: float = 0.05
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
     refine_strength: float = 1e-5
+    refine_dense_strength: float | None = None
+    refine_dense_from: float = 0.35
+    refine_dense_to: float = 0.75
     refine_beta: float = 25_000.0
     refine_size: int | None = 256
     colour_weight: float = 0.0
@@ -282,6 +303,14 @@ class FitConfig:
                              f"{self.network_coverage}, {self.network_coverage_power}")
         if not 0 <= self.box_min_extent < 1:
             raise ValueError(f"box_min_extent must be in [0, 1), got {self.box_min_extent}")
+        if self.refine_dense_strength is not None and not self.refine_dense_strength > 0:
+            raise ValueError(f"refine_dense_strength must be > 0 or None, got {self.refine_dense_strength}")
+        if not 0 <= self.refine_dense_from < self.refine_dense_to <= 1:
+            raise ValueError(f"refine_dense_from and refine_dense_to must satisfy 0 <= from < to <= 1, got "
+                             f"{self.refine_dense_from}, {self.refine_dense_to}")
+        if self.box_spot_min < 0 or self.box_spot_margin < 0 or self.box_spot_falloff <= 0:
+            raise ValueError(f"box_spot_min and box_spot_margin must be >= 0 and box_spot_falloff > 0, got "
+                             f"{self.box_spot_min}, {self.box_spot_margin}, {self.box_spot_falloff}")
         if self.box_colour_rounds < 0:
             raise ValueError(f"box_colour_rounds must be >= 0, got {self.box_colour_rounds}")
         if self.box_refine_strength <= 0:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
-from ..features import enlarge_box, label_box
+from ..features import enlarge_box, grid_cells, label_box
 
 
 def box_prior(
@@ -15,6 +16,9 @@ def box_prior(
     strength: float = 3.0,
     falloff: float = 0.1,
     min_extent: float = 0.0,
+    spot_min: int = 0,
+    spot_margin: float = 0.05,
+    spot_falloff: float = 0.05,
 ) -> np.ndarray:
     """Log-prior that a class lies near the bounding box of its own labels.
 
@@ -26,6 +30,12 @@ def box_prior(
     ``min_extent`` of the image's longest side (one click or pixel: its box tells where the
     class is, not how far it reaches). With one class the prior is zero.
 
+    A class whose labels are ``spot_min`` or more separate spots (:func:`spot_classes`:
+    points, clicks or small blobs, not strokes) gets the tighter ``spot_margin`` and
+    ``spot_falloff`` instead: spots scattered over an object by a sampler or an annotator
+    reach towards its extremes, so their box is close to the object's, while strokes are
+    drawn inside it and stop short of its outline (docs/study.md, "Spots and strokes").
+
     Parameters
     ----------
     labels : (H0, W0) int
@@ -34,6 +44,10 @@ def box_prior(
     shape : (H, W)
         Resolution of the returned prior.
     margin, strength, falloff, min_extent : float
+    spot_min : int
+        Spots from which a class's labels count as scattered samples; 0 never.
+    spot_margin, spot_falloff : float
+        ``margin`` and ``falloff`` for such classes.
 
     Returns
     -------
@@ -46,21 +60,58 @@ def box_prior(
     prior = np.zeros((k, h, w), np.float32)
     if k < 2 or strength <= 0:
         return prior
+    spots = spot_classes(labels, class_ids, spot_min) if spot_min > 0 else np.zeros(k, bool)
     boxes, small = [], []
-    for c in class_ids:
+    for c, spot in zip(class_ids, spots):
         raw = label_box(labels == c)
         small.append(max(raw[1] - raw[0], raw[3] - raw[2]) < min_extent * max(h0, w0))
-        y0, y1, x0, x1 = enlarge_box(raw, margin, (h0, w0))
+        y0, y1, x0, x1 = enlarge_box(raw, spot_margin if spot else margin, (h0, w0))
         boxes.append((y0 * h / h0, y1 * h / h0, x0 * w / w0, x1 * w / w0))
     areas = [(b[1] - b[0]) * (b[3] - b[2]) for b in boxes]
     free_class = int(np.argmax(areas))
     yy = np.arange(h, dtype=np.float32)[:, None] + 0.5
     xx = np.arange(w, dtype=np.float32)[None, :] + 0.5
-    scale = falloff * max(h, w)
     for i, (y0, y1, x0, x1) in enumerate(boxes):
         if i == free_class or areas[i] > 0.6 * h * w or small[i]:
             continue
+        scale = (spot_falloff if spots[i] else falloff) * max(h, w)
         dy = np.maximum(np.maximum(y0 - yy, yy - y1), 0)
         dx = np.maximum(np.maximum(x0 - xx, xx - x1), 0)
         prior[i] = -strength * np.hypot(dy, dx) / scale
     return prior
+
+
+def spot_classes(labels: np.ndarray, class_ids: np.ndarray, min_spots: int = 3, cells_per_spot: float = 3.0,
+                 cell: float = 0.04) -> np.ndarray:
+    """Which classes' labels are scattered spots (points, clicks, blobs) rather than strokes.
+
+    A class's labels are spots when they form at least ``min_spots`` separate
+    (8-connected) pieces that together touch at most ``cells_per_spot`` grid cells (of side
+    ``cell`` times the image's longest side) per piece. Measured on the shared data (the
+    first 120 VOC train images, seed 0; all 50 GrabCut images): 98 % of VOC ``blobs:100``
+    classes and every ``uniform:3/10/30`` class are spots (a pixel or a ~33-pixel blob
+    touches one or two cells); no class of either GrabCut scribble set is (a stroke
+    touches 6-30 cells per piece); ``blobs:1000`` blobs (~330 pixels) mostly are not.
+
+    Parameters
+    ----------
+    labels : (H, W) int
+        Sparse labels, ``IGNORE`` (-1) where unlabelled.
+    class_ids : (k,) int
+    min_spots : int
+    cells_per_spot, cell : float
+
+    Returns
+    -------
+    (k,) bool
+    """
+    out = np.zeros(len(class_ids), bool)
+    for i, c in enumerate(class_ids):
+        mask = labels == c
+        pieces = ndi.label(mask, np.ones((3, 3), bool))[1]
+        if pieces < min_spots:
+            continue
+        ys, xs = np.nonzero(mask)
+        cells = len(np.unique(grid_cells(ys, xs, labels.shape, cell)))
+        out[i] = cells <= cells_per_spot * pieces
+    return out

@@ -238,8 +238,15 @@ def spatial_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, i
     """
     if boxes:
         return box_class_prior(boxes, class_ids, labels.shape, shape, cfg.box_outside if strength is None else strength)
+    return label_box_prior(labels, class_ids, shape, cfg, strength)
+
+
+def label_box_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, int], cfg: FitConfig,
+                    strength: float | None = None) -> np.ndarray:
+    """:func:`dipseg.dip.priors.box_prior` with ``cfg``'s geometry (``cfg.box_prior``, or ``strength``)."""
     return box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
-                     cfg.box_falloff, cfg.box_min_extent)
+                     cfg.box_falloff, cfg.box_min_extent, cfg.box_spot_min, cfg.box_spot_margin,
+                     cfg.box_spot_falloff)
 
 
 def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
@@ -269,7 +276,7 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     prior = np.exp(prior - prior.max(0, keepdims=True))
     prior /= prior.sum(0, keepdims=True)
     prob = random_walk_refine(small, np.moveaxis(prior, 0, -1), downscale_labels(labels, (h, w)), class_ids,
-                              cfg.box_refine_strength if boxes else cfg.refine_strength, cfg.refine_beta)
+                              walk_strength(labels, class_ids, cfg, boxes), cfg.refine_beta)
     return class_ids[prob.argmax(-1)]
 
 
@@ -291,6 +298,22 @@ def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, c
                                         cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
         out = colour if out is None else out + colour
     return out
+
+
+def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=()) -> float:
+    """The random walk's trust in its prior for these labels (``FitConfig.refine_*strength``).
+
+    With boxes ``cfg.box_refine_strength``; else ``cfg.refine_strength``, moved towards
+    ``cfg.refine_dense_strength`` (if set) as the labels' coverage rises through
+    ``[refine_dense_from, refine_dense_to]``: dense labels are trusted further from themselves.
+    """
+    if boxes:
+        return cfg.box_refine_strength
+    if cfg.refine_dense_strength is None:
+        return cfg.refine_strength
+    c = coverage_weight(labels, class_ids)
+    t = float(np.clip((c - cfg.refine_dense_from) / (cfg.refine_dense_to - cfg.refine_dense_from), 0.0, 1.0))
+    return float(np.exp((1 - t) * np.log(cfg.refine_strength) + t * np.log(cfg.refine_dense_strength)))
 
 
 def network_scale(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig) -> float:
@@ -409,7 +432,7 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         _check(should_stop)
         prior = _logit_prior(small, labels, class_ids, cfg, seed, boxes)
         _check(should_stop)
-        strength = cfg.box_refine_strength if boxes else cfg.refine_strength
+        strength = walk_strength(labels, class_ids, cfg, boxes)
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None

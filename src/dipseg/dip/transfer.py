@@ -55,8 +55,7 @@ from .colour import colour_logits, coverage_weight
 from .config import FitConfig, NetworkConfig, config_dict, fit_shape, working_shape
 from .device import resolve_device, torch_threads
 from .network import SkipNet
-from .priors import box_prior
-from .refine import GuidedFilter, Prepared, RandomWalk, _probs, finish_full_resolution
+from .refine import GuidedFilter, Prepared, RandomWalk, _probs, finish_full_resolution, label_box_prior
 
 MODEL_FORMAT = "dipseg-model"
 """``format`` entry of a saved model file."""
@@ -520,8 +519,7 @@ class TransferModel:
         k = self.num_classes
         box = None
         if use_box and cfg.box_prior > 0:
-            box = box_prior(self.source_labels, self.class_ids, rs, cfg.box_margin, cfg.box_prior, cfg.box_falloff,
-                            cfg.box_min_extent)
+            box = label_box_prior(self.source_labels, self.class_ids, rs, cfg)
         coarse = _probs(logits, rs, box)  # (h, w, k)
         pseudo_small = _pseudo_labels(coarse, self.class_ids, confidence, erode)
         carried = 0
