@@ -72,7 +72,11 @@ def edge_weights(image: np.ndarray, beta: float = RW_BETA, smooth: float = 1.0) 
     return wy, wx
 
 
-def grid_cells(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], cell: float = 0.04) -> np.ndarray:
+GRID_CELL = 0.04
+"""Side of the grid cells of :func:`grid_cells`, as a fraction of the image's longest side (20 px of a VOC image)."""
+
+
+def grid_cells(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], cell: float = GRID_CELL) -> np.ndarray:
     """Grid-cell id of each pixel ``(ys[i], xs[i])``, on square cells of side ``cell`` times the longest side.
 
     Neighbouring pixels share their colour and place, so the number of distinct cells a

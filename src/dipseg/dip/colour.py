@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..features import grid_cells
+from ..features import GRID_CELL, grid_cells
 from ..labels import IGNORE
 
 MAX_SAMPLES = 4000
@@ -90,7 +90,7 @@ def colour_logits(
     return np.clip(out, -clip, clip).reshape(k, h, w).astype(np.float32)
 
 
-def coverage_weight(labels: np.ndarray, class_ids: np.ndarray, cell: float = 0.04, half: float = 8.0, power: float = 2.0) -> float:
+def coverage_weight(labels: np.ndarray, class_ids: np.ndarray, cell: float = GRID_CELL, half: float = 8.0, power: float = 2.0) -> float:
     """How much a colour model built from these labels can be trusted, in ``[0, 1)``.
 
     Neighbouring pixels share their colour, so a compact blob of a hundred pixels tells

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..features import enlarge_box, grid_cells, label_box
+from ..features import GRID_CELL, enlarge_box, grid_cells, label_box
 
 
 def box_prior(
@@ -82,7 +82,7 @@ def box_prior(
 
 
 def spot_classes(labels: np.ndarray, class_ids: np.ndarray, min_spots: int = 3, cells_per_spot: float = 3.0,
-                 cell: float = 0.04) -> np.ndarray:
+                 cell: float = GRID_CELL) -> np.ndarray:
     """Which classes' labels are scattered spots (points, clicks, blobs) rather than strokes.
 
     A class's labels are spots when they form at least ``min_spots`` separate
