@@ -8,6 +8,7 @@ import pytest
 import dipseg
 from dipseg.boxes import Box, box_labels, box_seeds, box_union, restrict_to_boxes, validate_boxes
 from dipseg.labels import IGNORE
+from dipseg.dip.config import FitConfig
 
 FAST = dict(iterations=15, working_size=32)
 
@@ -94,7 +95,7 @@ def test_dipseg_boxes_plus_clicks_and_reproducible():
     assert np.array_equal(a.classes, b.classes)
     assert a.classes[14, 14] == 1 and a.classes[26, 28] == 2
     assert a.info["losses"]["box"] >= 0
-    assert a.metadata()["config"]["fit"]["box_tightness"] == 1.0
+    assert a.metadata()["config"]["fit"]["box_tightness"] == FitConfig().box_tightness
 
 
 def test_segment_box_errors():

@@ -34,6 +34,8 @@ def test_bad_config():
     for field, bad in (("box_spot_min", -1), ("box_spot_margin", -0.1), ("box_spot_falloff", 0.0)):
         with pytest.raises(ValueError, match="box_spot"):
             FitConfig(**{field: bad})
+    with pytest.raises(ValueError, match="box_tightness=-1"):
+        FitConfig(box_tightness=-1.0)
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

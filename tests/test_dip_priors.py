@@ -71,3 +71,37 @@ def test_box_prior_gives_spot_classes_the_tighter_geometry_only():
     assert on[1, 60, 88] < 0 and off[1, 60, 88] == 0
     assert on[1, 60, 150] < 1.9 * off[1, 60, 150] < 0
     assert on[1, 60, 60] == 0 and off[1, 60, 60] == 0
+
+
+def test_box_prior_leaves_the_background_free_even_beside_a_larger_object():
+    # the click loop after its first negative click: clicks spread over the object, one
+    # background disk next to it
+    labels = np.full((100, 100), IGNORE)
+    labels[20:25, 20:25] = labels[20:25, 70:75] = labels[70:75, 20:25] = labels[70:75, 70:75] = 1
+    labels[48:53, 80:85] = 0
+    ids = np.array([0, 1])
+    confined = box_prior(labels, ids, (50, 50), strength=3.0)
+    assert confined[0, 0, 0] < -3 and np.all(confined[1] == 0)  # without: the object's box is the free one
+    free = box_prior(labels, ids, (50, 50), strength=3.0, background=0)
+    assert np.all(free[0] == 0)
+    assert free[1, 25, 25] == 0 and free[1, 0, 0] < -3  # the object stays near its clicks' box
+    other = box_prior(labels, ids, (50, 50), strength=3.0, background=7)  # a class that is not labelled
+    np.testing.assert_array_equal(other, confined)
+
+
+def test_label_box_prior_frees_the_background_only_when_the_config_says_so():
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.presets import get_preset
+    from dipseg.dip.refine import label_box_prior
+
+    labels = np.full((100, 100), IGNORE)
+    labels[20:25, 20:25] = labels[70:75, 70:75] = labels[20:25, 70:75] = 1
+    labels[48:53, 80:85] = 0
+    ids = np.array([0, 1])
+    off = label_box_prior(labels, ids, (50, 50), FitConfig(box_prior=3.0))
+    on = label_box_prior(labels, ids, (50, 50), FitConfig(box_prior=3.0, box_free_background=True))
+    assert off[0].min() < 0 and np.all(off[1] == 0)
+    assert np.all(on[0] == 0) and on[1].min() < 0
+    moved = label_box_prior(labels, ids, (50, 50), FitConfig(box_prior=3.0, box_free_background=True), background=1)
+    np.testing.assert_array_equal(moved, off)  # class 1 named the background: it is the free one, as without
+    assert get_preset("clicks").fit.box_free_background and not get_preset("fast").fit.box_free_background

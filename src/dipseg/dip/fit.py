@@ -309,7 +309,7 @@ def fit(
         # core while the network trains, instead of after it.
         logits_box: Future = Future()
         job = _prepare_pool().submit(_prepare_then_finish, image, labels, class_ids, config, seed, should_stop,
-                                     boxes, logits_box)
+                                     boxes, logits_box, background)
 
         def finish(logits):
             logits_box.set_result(logits)
@@ -326,12 +326,14 @@ def fit(
     with torch_threads(threads):
         return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
                     lambda logits: finish_full_resolution(
-                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes), logits,
+                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background),
+                        logits,
                         should_stop),
                     boxes, user, background)
 
 
-def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, boxes, logits_box: Future):
+def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, boxes, logits_box: Future,
+                         background: int = 0):
     """The whole full-resolution stage on one worker thread: prepare, wait for the logits, finish.
 
     Everything the stage allocates is also freed on this thread: arrays made on one thread
@@ -339,7 +341,7 @@ def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, bo
     memory grew by ~50 MiB per fit (docs/performance.md).
     """
     try:
-        prepared = prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes)
+        prepared = prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background)
     except Stopped:
         prepared = None
     logits = logits_box.result()
@@ -410,7 +412,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     model.train()
     prior_t = None
     if (cfg.box_outside > 0) if boxes else (cfg.box_prior > 0):
-        prior_t = torch.from_numpy(spatial_prior(labels, class_ids, (h, w), cfg, boxes))[None].to(dev)
+        prior_t = torch.from_numpy(spatial_prior(labels, class_ids, (h, w), cfg, boxes, background=background))[None].to(dev)
     if boxes and cfg.box_fit_colour > 0:
         small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         from ..features import lab_features
@@ -432,7 +434,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         # A first answer in milliseconds, before the network has learnt anything: the
         # labels diffused along image edges under the box prior, at working resolution.
         small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        quick = quick_preview(small, labels, class_ids, cfg, boxes)
+        quick = quick_preview(small, labels, class_ids, cfg, boxes, background)
         if callback(Progress(0, cfg.iterations, _no_losses(), quick, time.perf_counter() - t0)) is False:
             stopped = "cancelled"
     pairwise = PairwisePotts(image_t, cfg.pairwise_sigma) if cfg.pairwise_weight > 0 else None

@@ -19,16 +19,20 @@ def box_prior(
     spot_min: int = 0,
     spot_margin: float = 0.05,
     spot_falloff: float = 0.05,
+    background: int | None = None,
 ) -> np.ndarray:
     """Log-prior that a class lies near the bounding box of its own labels.
 
     For class ``c`` with labels spanning a box enlarged by ``margin`` of its size on each
     side, the prior is ``-strength * d / (falloff * L)`` where ``d`` is the distance to that
-    box (0 inside) and ``L`` the longest side of the image. The class whose box is largest
-    (in VOC, the background) and any class whose box covers more than 60 % of the image get
-    no penalty: they are expected anywhere. So does any class whose labels span less than
-    ``min_extent`` of the image's longest side (one click or pixel: its box tells where the
-    class is, not how far it reaches). With one class the prior is zero.
+    box (0 inside) and ``L`` the longest side of the image. The ``background`` class if
+    given and labelled, else the class whose box is largest (in VOC, the background), and
+    any class whose box covers more than 60 % of the image get no penalty: they are expected
+    anywhere. So does any class whose labels span less than ``min_extent`` of the image's
+    longest side (one click or pixel: its box tells where the class is, not how far it
+    reaches). The background is no object with an extent: a few background clicks beside
+    an object whose clicks span more (the click loop's first negative click) must neither
+    confine the background nor free the object. With one class the prior is zero.
 
     A class whose labels are ``spot_min`` or more separate spots (:func:`spot_classes`:
     points, clicks or small blobs, not strokes) gets the tighter ``spot_margin`` and
@@ -48,6 +52,9 @@ def box_prior(
         Spots from which a class's labels count as scattered samples; 0 never.
     spot_margin, spot_falloff : float
         ``margin`` and ``falloff`` for such classes.
+    background : int, optional
+        Class that is the free one whenever it is labelled, instead of the class of
+        largest box.
 
     Returns
     -------
@@ -68,7 +75,8 @@ def box_prior(
         y0, y1, x0, x1 = enlarge_box(raw, spot_margin if spot else margin, (h0, w0))
         boxes.append((y0 * h / h0, y1 * h / h0, x0 * w / w0, x1 * w / w0))
     areas = [(b[1] - b[0]) * (b[3] - b[2]) for b in boxes]
-    free_class = int(np.argmax(areas))
+    present = [i for i, c in enumerate(class_ids) if c == background]
+    free_class = present[0] if present else int(np.argmax(areas))
     yy = np.arange(h, dtype=np.float32)[:, None] + 0.5
     xx = np.arange(w, dtype=np.float32)[None, :] + 0.5
     for i, (y0, y1, x0, x1) in enumerate(boxes):

@@ -230,7 +230,7 @@ def random_walk_refine(
 
 
 def spatial_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, int], cfg: FitConfig,
-                  boxes=(), strength: float | None = None) -> np.ndarray:
+                  boxes=(), strength: float | None = None, background: int = 0) -> np.ndarray:
     """The fit's spatial log-prior ``(k, h, w)`` at ``shape``: from the user's boxes if any, else the label-box prior.
 
     With boxes, :func:`dipseg.dip.boxterm.box_class_prior` (``cfg.box_outside`` nats, or
@@ -238,19 +238,22 @@ def spatial_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, i
     """
     if boxes:
         return box_class_prior(boxes, class_ids, labels.shape, shape, cfg.box_outside if strength is None else strength)
-    return label_box_prior(labels, class_ids, shape, cfg, strength)
+    return label_box_prior(labels, class_ids, shape, cfg, strength, background)
 
 
 def label_box_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, int], cfg: FitConfig,
-                    strength: float | None = None) -> np.ndarray:
-    """:func:`dipseg.dip.priors.box_prior` with ``cfg``'s geometry (``cfg.box_prior``, or ``strength``)."""
+                    strength: float | None = None, background: int = 0) -> np.ndarray:
+    """:func:`dipseg.dip.priors.box_prior` with ``cfg``'s geometry (``cfg.box_prior``, or ``strength``).
+
+    ``background`` is left free if ``cfg.box_free_background``.
+    """
     return box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
                      cfg.box_falloff, cfg.box_min_extent, cfg.box_spot_min, cfg.box_spot_margin,
-                     cfg.box_spot_falloff)
+                     cfg.box_spot_falloff, background if cfg.box_free_background else None)
 
 
 def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
-                  boxes=()) -> np.ndarray:
+                  boxes=(), background: int = 0) -> np.ndarray:
     """Class map from the box prior and a random walk alone, no network: milliseconds.
 
     Parameters
@@ -264,6 +267,8 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     boxes : list of Box, optional
         The user's boxes (full-resolution pixels); then ``labels`` already holds the
         background outside them.
+    background : int
+        The background class (free under the label-box prior).
 
     Returns
     -------
@@ -272,7 +277,7 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     """
     h, w = small.shape[:2]
     strength = max(cfg.box_outside, 1.0) if boxes else max(cfg.box_prior, 1.0)
-    prior = spatial_prior(labels, class_ids, (h, w), cfg, boxes, strength)
+    prior = spatial_prior(labels, class_ids, (h, w), cfg, boxes, strength, background)
     prior = np.exp(prior - prior.max(0, keepdims=True))
     prior /= prior.sum(0, keepdims=True)
     prob = random_walk_refine(small, np.moveaxis(prior, 0, -1), downscale_labels(labels, (h, w)), class_ids,
@@ -281,7 +286,7 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
 
 
 def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, seed: int,
-                 boxes=()) -> np.ndarray | None:
+                 boxes=(), background: int = 0) -> np.ndarray | None:
     """Box prior plus weighted colour log-likelihoods at ``image``'s size, ``(k, h, w)``; None if neither is on.
 
     With ``boxes`` the spatial prior is the user's boxes' (:func:`spatial_prior`) and, with
@@ -290,7 +295,7 @@ def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, c
     shape = image.shape[:2]
     out = None
     if (cfg.box_outside > 0) if boxes else (cfg.box_prior > 0):
-        out = spatial_prior(labels, class_ids, shape, cfg, boxes)
+        out = spatial_prior(labels, class_ids, shape, cfg, boxes, background=background)
     if cfg.colour_weight > 0:
         source = colour_labels(boxes, labels) if boxes and cfg.box_colour else labels
         weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
@@ -396,7 +401,8 @@ class BoxRounds:
 
 
 def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
-                            seed: int, should_stop: Callable[[], bool] | None = None, boxes=()) -> Prepared:
+                            seed: int, should_stop: Callable[[], bool] | None = None, boxes=(),
+                            background: int = 0) -> Prepared:
     """Everything of the full-resolution stage that depends on the image and labels only.
 
     A fit runs this while its network trains, on a second thread when it has one
@@ -417,6 +423,8 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         Asked between the parts; True raises :class:`Stopped`.
     boxes : list of Box, optional
         The user's boxes; ``labels`` then already holds the background outside them.
+    background : int
+        The background class, which the label-box prior leaves free (``cfg.box_free_background``).
 
     Returns
     -------
@@ -430,7 +438,7 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         rs = working_shape((H, W), cfg.refine_size)
         small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
         _check(should_stop)
-        prior = _logit_prior(small, labels, class_ids, cfg, seed, boxes)
+        prior = _logit_prior(small, labels, class_ids, cfg, seed, boxes, background)
         _check(should_stop)
         strength = walk_strength(labels, class_ids, cfg, boxes)
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
@@ -439,7 +447,7 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg),
                         _box_rounds(small, labels, class_ids, cfg, seed, boxes))
     _check(should_stop)
-    prior = _logit_prior(image, labels, class_ids, cfg, seed, boxes)
+    prior = _logit_prior(image, labels, class_ids, cfg, seed, boxes, background)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
     return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg),
                     _box_rounds(image, labels, class_ids, cfg, seed, boxes))
