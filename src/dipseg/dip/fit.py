@@ -327,13 +327,12 @@ def fit(
         return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
                     lambda logits: finish_full_resolution(
                         prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background),
-                        logits,
-                        should_stop),
+                        logits, should_stop),
                     boxes, user, background)
 
 
 def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, boxes, logits_box: Future,
-                         background: int = 0):
+                         background: int):
     """The whole full-resolution stage on one worker thread: prepare, wait for the logits, finish.
 
     Everything the stage allocates is also freed on this thread: arrays made on one thread

@@ -75,8 +75,8 @@ def box_prior(
         y0, y1, x0, x1 = enlarge_box(raw, spot_margin if spot else margin, (h0, w0))
         boxes.append((y0 * h / h0, y1 * h / h0, x0 * w / w0, x1 * w / w0))
     areas = [(b[1] - b[0]) * (b[3] - b[2]) for b in boxes]
-    present = [i for i, c in enumerate(class_ids) if c == background]
-    free_class = present[0] if present else int(np.argmax(areas))
+    present = np.flatnonzero(np.asarray(class_ids) == background) if background is not None else ()
+    free_class = int(present[0]) if len(present) else int(np.argmax(areas))
     yy = np.arange(h, dtype=np.float32)[:, None] + 0.5
     xx = np.arange(w, dtype=np.float32)[None, :] + 0.5
     for i, (y0, y1, x0, x1) in enumerate(boxes):
