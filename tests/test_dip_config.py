@@ -28,6 +28,8 @@ def test_input_channels(mode, channels):
 def test_bad_config():
     with pytest.raises(ValueError, match="network_coverage"):
         FitConfig(network_coverage=-0.1)
+    with pytest.raises(ValueError, match="box_network_scale must be in \\[0, 1\\], got 1.5"):
+        FitConfig(box_network_scale=1.5)
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="box_min_extent"):
             FitConfig(box_min_extent=bad)

@@ -109,6 +109,20 @@ def test_network_scale_grows_with_label_coverage_and_caps_at_one():
     assert network_scale(compact, ids, FitConfig(network_coverage=0.3, network_coverage_power=0)) == 1.0
 
 
+def test_network_scale_with_boxes_is_the_box_factor_whatever_the_labels():
+    from dipseg.boxes import Box, box_labels
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import network_scale
+
+    boxes = [Box(1, 4, 4, 20, 20), Box(2, 18, 10, 36, 36)]
+    labels = box_labels(boxes, (40, 40))
+    ids = np.array([0, 1, 2])
+    cfg = FitConfig(network_coverage=0.3)
+    assert network_scale(labels, ids, cfg) < 0.5  # as plain labels: two unlabelled classes
+    assert network_scale(labels, ids, cfg, boxes) == cfg.box_network_scale
+    assert network_scale(labels, ids, FitConfig(network_coverage=0.3, box_network_scale=1.0), boxes) == 1.0
+
+
 def test_zero_network_scale_leaves_the_priors_alone():
     import torch
 
@@ -146,6 +160,31 @@ def test_box_rounds_survive_a_class_that_vanishes():
     prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes)
     prob = finish_full_resolution(prepared, logits)
     assert prob.shape == (40, 40, 2) and np.isfinite(prob).all()
+
+
+def test_box_rounds_weigh_the_network_as_the_first_solve_does():
+    """The colour rounds re-solve with the network's logits at the same coverage factor
+    (``Prepared.scale``) as the first solve: with the factor 0 the answer cannot depend on
+    the logits, rounds or not (they used the unscaled logits until 2026-12-03)."""
+    import torch
+
+    from dipseg.boxes import Box, box_labels
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img, gt = three_regions(40, noise=4)
+    boxes = [Box(1, 4, 4, 36, 36)]
+    labels = box_labels(boxes, (40, 40))
+    ids = np.array([0, 1])
+    cfg = FitConfig(refine="random-walk", refine_size=24, colour_weight=6.0, box_colour_rounds=2)
+    prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes)
+    assert prepared.rounds is not None
+    prepared.scale = 0.0
+    logits = torch.zeros(1, 2, 20, 20)
+    logits[0, 1, :10] = 20.0  # a network sure of the object in the top half only
+    a = finish_full_resolution(prepared, logits)
+    b = finish_full_resolution(prepared, torch.zeros(1, 2, 20, 20))
+    np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_walk_strength_falls_with_the_labels_coverage_only_when_asked():

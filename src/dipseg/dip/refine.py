@@ -321,8 +321,15 @@ def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, box
     return float(np.exp((1 - t) * np.log(cfg.refine_strength) + t * np.log(cfg.refine_dense_strength)))
 
 
-def network_scale(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig) -> float:
-    """The factor on the network's logits (``FitConfig.network_coverage``), in ``[0, 1]``."""
+def network_scale(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=()) -> float:
+    """The factor on the network's logits, in ``[0, 1]``.
+
+    With boxes ``cfg.box_network_scale`` (a box class has no labels, so the coverage rule
+    would count it as uncovered and mute the network on images of several boxes); else
+    ``FitConfig.network_coverage``'s rule.
+    """
+    if boxes:
+        return cfg.box_network_scale
     if cfg.network_coverage <= 0:
         return 1.0
     return min(1.0, coverage_weight(labels, class_ids) / cfg.network_coverage) ** cfg.network_coverage_power
@@ -444,12 +451,12 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
-        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg),
+        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes),
                         _box_rounds(small, labels, class_ids, cfg, seed, boxes))
     _check(should_stop)
     prior = _logit_prior(image, labels, class_ids, cfg, seed, boxes, background)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
-    return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg),
+    return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg, boxes),
                     _box_rounds(image, labels, class_ids, cfg, seed, boxes))
 
 
@@ -498,7 +505,8 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
             break  # a class has vanished: its colour model cannot be re-fitted, keep this answer
         colour = r.weight * colour_logits(r.features, current, r.class_ids, r.cfg.colour_components, r.cfg.colour_clip,
                                           r.cfg.colour_floor, r.seed)
-        prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour)
+        prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour,
+                      prepared.scale)
         if prepared.walk is not None:
             prob = prepared.walk.solve(prob)
     if prepared.walk is not None:
