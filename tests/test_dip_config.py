@@ -30,6 +30,10 @@ def test_bad_config():
         FitConfig(network_coverage=-0.1)
     with pytest.raises(ValueError, match="box_network_scale must be in \\[0, 1\\], got 1.5"):
         FitConfig(box_network_scale=1.5)
+    with pytest.raises(ValueError, match="colour_rounds=-1"):
+        FitConfig(colour_rounds=-1)
+    with pytest.raises(ValueError, match="colour_rounds_min_share must be in \\[0, 1\\), got 1.0"):
+        FitConfig(colour_rounds_min_share=1.0)
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="box_min_extent"):
             FitConfig(box_min_extent=bad)

@@ -206,3 +206,52 @@ def test_walk_strength_falls_with_the_labels_coverage_only_when_asked():
     assert walk_strength(dense, ids, on, box) == on.box_refine_strength
     with pytest.raises(ValueError, match="refine_dense"):
         FitConfig(refine_dense_from=0.8, refine_dense_to=0.5)
+
+
+def test_colour_rounds_without_boxes_refit_at_the_full_colour_weight():
+    """``colour_rounds`` gives labels without boxes the GrabCut-like rounds: the models are
+    re-fitted to the whole answer, so they get the full ``colour_weight`` (not the labels'
+    coverage factor), under the label-box prior; 0 rounds, or no colour models, none."""
+    import torch
+
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img, gt = three_regions(40, noise=4)
+    labels = seeds_from(gt, 3)
+    ids = np.array([0, 1, 2])
+    base = dict(refine="random-walk", refine_size=24, box_prior=3.0, colour_weight=6.0)
+    assert prepare_full_resolution(img, labels, ids, FitConfig(**base), seed=0).rounds is None
+    assert prepare_full_resolution(img, labels, ids, FitConfig(**{**base, "colour_weight": 0.0}, colour_rounds=2),
+                                   seed=0).rounds is None
+    prepared = prepare_full_resolution(img, labels, ids, FitConfig(**base, colour_rounds=2), seed=0)
+    r = prepared.rounds
+    assert r is not None and r.n == 2 and r.weight == 6.0
+    assert r.spatial is not None and r.spatial.shape == (3, 24, 24)
+    prob = finish_full_resolution(prepared, torch.zeros(1, 3, 20, 20))
+    assert prob.shape == (40, 40, 3) and np.isfinite(prob).all()
+    # three well separated regions: the rounds keep the right answer
+    assert (ids[prob.argmax(-1)] == gt).mean() > 0.95
+
+
+def test_colour_rounds_stop_where_a_class_holds_less_than_the_min_share():
+    """A class below ``colour_rounds_min_share`` of the image ends the rounds before they
+    start: the answer is the first solve's, as with no rounds at all."""
+    import torch
+
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img, gt = three_regions(40, noise=4)
+    labels = seeds_from(gt, 3)
+    ids = np.array([0, 1, 2])
+    base = dict(refine="random-walk", refine_size=24, box_prior=3.0, colour_weight=6.0)
+    logits = torch.randn(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    plain = finish_full_resolution(prepare_full_resolution(img, labels, ids, FitConfig(**base), seed=0), logits)
+    # each of the three regions holds about a third of the image
+    stopped = FitConfig(**base, colour_rounds=2, colour_rounds_min_share=0.5)
+    np.testing.assert_allclose(
+        finish_full_resolution(prepare_full_resolution(img, labels, ids, stopped, seed=0), logits), plain, atol=1e-6)
+    ran = FitConfig(**base, colour_rounds=2, colour_rounds_min_share=0.1)
+    assert not np.allclose(
+        finish_full_resolution(prepare_full_resolution(img, labels, ids, ran, seed=0), logits), plain, atol=1e-6)

@@ -5,8 +5,10 @@ edges. A stroke in the middle of an object says nothing local about the object's
 but its colours do: :func:`colour_logits` fits a Gaussian mixture to each class's colours
 (CIELAB) and returns per-pixel log-likelihoods, which the fit adds to its logits.
 GrabCut (Rother et al. 2004) re-estimates its models from its current segmentation;
-re-estimating from DIPSEG's prediction made results worse here (docs/performance.md), so
-the models are fitted to the labelled pixels only.
+re-estimating from DIPSEG's prediction made results worse on VOC here (docs/performance.md),
+so the models are fitted to the labelled pixels only, except in the rounds that
+``FitConfig.box_colour_rounds`` (boxes) and ``FitConfig.colour_rounds`` (the preset
+``clicks``: one round saves half a click on the GrabCut set, docs/interactive.md) ask for.
 """
 
 from __future__ import annotations

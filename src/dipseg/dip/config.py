@@ -225,6 +225,15 @@ class FitConfig:
     box_colour_rounds : int
         With boxes: times the colour models are re-fitted to the current answer and the
         refinement solved again (GrabCut's iterations; :class:`dipseg.dip.refine.BoxRounds`).
+    colour_rounds : int
+        Without boxes: times the colour models are re-fitted to the current answer and the
+        refinement solved again, as ``box_colour_rounds`` does with boxes; the re-fitted
+        models come from every pixel of the answer, so they get the full ``colour_weight``.
+        0 disables them.
+    colour_rounds_min_share : float in [0, 1)
+        The colour rounds (with boxes or without) stop before a round in which a class
+        holds less than this share of the image in the current answer: a small object's
+        mixture, fitted to its few (mostly boundary) pixels, leads the rounds astray.
     box_fit_colour : float
         With boxes: weight of the colour models (at working resolution) added to the
         logits during the fit too, not only at the full-resolution stage; 0 disables it.
@@ -298,6 +307,8 @@ class FitConfig:
     box_fit_colour: float = 0.0
     box_free_background: bool = False
     box_network_scale: float = 0.6
+    colour_rounds: int = 0
+    colour_rounds_min_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -330,10 +341,13 @@ class FitConfig:
         if self.box_spot_min < 0 or self.box_spot_margin < 0 or self.box_spot_falloff <= 0:
             raise ValueError(f"box_spot_min and box_spot_margin must be >= 0 and box_spot_falloff > 0, got "
                              f"{self.box_spot_min}, {self.box_spot_margin}, {self.box_spot_falloff}")
+        if not 0 <= self.colour_rounds_min_share < 1:
+            raise ValueError(f"colour_rounds_min_share must be in [0, 1), got {self.colour_rounds_min_share}")
         if not 0 <= self.box_network_scale <= 1:
             raise ValueError(f"box_network_scale must be in [0, 1], got {self.box_network_scale}")
-        if self.box_colour_rounds < 0:
-            raise ValueError(f"box_colour_rounds must be >= 0, got {self.box_colour_rounds}")
+        if self.box_colour_rounds < 0 or self.colour_rounds < 0:
+            raise ValueError(f"box_colour_rounds and colour_rounds must be >= 0, got box_colour_rounds="
+                             f"{self.box_colour_rounds}, colour_rounds={self.colour_rounds}")
         if self.box_refine_strength <= 0:
             raise ValueError(f"box_refine_strength must be > 0, got {self.box_refine_strength}")
         if self.box_tightness < 0 or not 0 <= self.box_slack < 0.5 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:

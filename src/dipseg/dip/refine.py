@@ -452,23 +452,31 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
         return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes),
-                        _box_rounds(small, labels, class_ids, cfg, seed, boxes))
+                        _box_rounds(small, labels, class_ids, cfg, seed, boxes, background))
     _check(should_stop)
     prior = _logit_prior(image, labels, class_ids, cfg, seed, boxes, background)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
     return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg, boxes),
-                    _box_rounds(image, labels, class_ids, cfg, seed, boxes))
+                    _box_rounds(image, labels, class_ids, cfg, seed, boxes, background))
 
 
-def _box_rounds(image, labels, class_ids, cfg: FitConfig, seed: int, boxes) -> BoxRounds | None:
-    """What :class:`BoxRounds` needs at ``image``'s size; None without boxes, colour models or rounds."""
-    if not boxes or cfg.colour_weight <= 0 or cfg.box_colour_rounds < 1:
+def _box_rounds(image, labels, class_ids, cfg: FitConfig, seed: int, boxes, background: int = 0) -> BoxRounds | None:
+    """What :class:`BoxRounds` needs at ``image``'s size; None without colour models or rounds.
+
+    With boxes ``cfg.box_colour_rounds`` rounds, else ``cfg.colour_rounds``.
+    """
+    n = cfg.box_colour_rounds if boxes else cfg.colour_rounds
+    if cfg.colour_weight <= 0 or n < 1:
         return None
     shape = image.shape[:2]
-    spatial = spatial_prior(labels, class_ids, shape, cfg, boxes) if cfg.box_outside > 0 else None
-    source = colour_labels(boxes, labels) if cfg.box_colour else labels
-    weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
-    return BoxRounds(cfg.box_colour_rounds, spatial, lab_features(image), weight, class_ids, cfg, seed)
+    if boxes:
+        spatial = spatial_prior(labels, class_ids, shape, cfg, boxes) if cfg.box_outside > 0 else None
+        source = colour_labels(boxes, labels) if cfg.box_colour else labels
+        weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
+    else:
+        spatial = spatial_prior(labels, class_ids, shape, cfg, background=background) if cfg.box_prior > 0 else None
+        weight = cfg.colour_weight
+    return BoxRounds(n, spatial, lab_features(image), weight, class_ids, cfg, seed)
 
 
 def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
@@ -501,8 +509,9 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
     for _ in range(r.n if r is not None else 0):
         _check(should_stop)
         current = r.class_ids[prob.argmax(-1)]
-        if any((current == c).sum() < 2 for c in r.class_ids):
-            break  # a class has vanished: its colour model cannot be re-fitted, keep this answer
+        least = max(2.0, r.cfg.colour_rounds_min_share * current.size)
+        if any((current == c).sum() < least for c in r.class_ids):
+            break  # a class has (nearly) vanished: its colour model cannot be re-fitted, keep this answer
         colour = r.weight * colour_logits(r.features, current, r.class_ids, r.cfg.colour_components, r.cfg.colour_clip,
                                           r.cfg.colour_floor, r.seed)
         prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour,
