@@ -77,3 +77,20 @@ def test_few_labelled_pixels_still_give_a_model(n):
     out = colour_logits(lab_features(img), labels, np.array([0, 1]))
     assert np.isfinite(out).all()
     assert ((out[1] > out[0]) == (gt == 1)).mean() > 0.95
+
+
+@pytest.mark.parametrize("floor", [None, -4.0])
+def test_a_class_without_labelled_pixels_is_neutral(floor):
+    """Boxes that cover the whole image leave the background no pixel to fit a model to
+    (VOC val 2007_007498 crashed the fit): that class gets the known classes' mean, so it
+    neither wins nor loses any colour, and the known classes keep their order."""
+    img, gt = _two_colours()
+    labels = np.full(gt.shape, IGNORE, np.int64)
+    labels[5, 3:8] = 0
+    labels[30, 30:35] = 1
+    out = colour_logits(lab_features(img), labels, np.array([0, 1, 2]), floor=floor)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[2], (out[0] + out[1]) / 2, atol=1e-4)
+    assert ((out[1] > out[0]) == (gt == 1)).mean() > 0.99
+    nothing = colour_logits(lab_features(img), np.full(gt.shape, IGNORE, np.int64), np.array([0, 1]), floor=floor)
+    np.testing.assert_array_equal(nothing, 0)

@@ -59,6 +59,8 @@ def colour_logits(
     labels : (H, W) int
         Sparse labels at the same resolution: ``IGNORE`` or a value of ``class_ids``.
     class_ids : (k,) int
+        A class with no labelled pixel gets the other classes' mean log-likelihood
+        (neutral, zero after centring when it is the only unknown one of two).
     components : int
         Mixture components per class (fewer when a class has few pixels).
     clip : float
@@ -81,13 +83,20 @@ def colour_logits(
     x = features.reshape(-1, features.shape[-1])
     rng = np.random.default_rng(seed)
     out = np.empty((k, h * w), np.float64)
+    known = np.zeros(k, bool)
     for i, c in enumerate(class_ids):
         idx = np.flatnonzero(labels.ravel() == c)
+        if len(idx) == 0:
+            continue
         if len(idx) > MAX_SAMPLES:
             idx = rng.choice(idx, MAX_SAMPLES, replace=False)
         out[i] = _fit_gmm(x[idx], components, seed).score_samples(x)
+        known[i] = True
     if floor is not None:
-        out = np.logaddexp(out, floor)
+        out[known] = np.logaddexp(out[known], floor)
+    # A class without a single labelled pixel here (boxes that cover the whole image leave
+    # the background none) knows nothing of its colours: neutral, the known classes' mean.
+    out[~known] = out[known].mean(0) if known.any() else 0.0
     out -= out.mean(0, keepdims=True)
     return np.clip(out, -clip, clip).reshape(k, h, w).astype(np.float32)
 
