@@ -285,24 +285,38 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     return class_ids[prob.argmax(-1)]
 
 
-def _logit_prior(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, seed: int,
-                 boxes=(), background: int = 0) -> np.ndarray | None:
-    """Box prior plus weighted colour log-likelihoods at ``image``'s size, ``(k, h, w)``; None if neither is on.
+def _priors_and_rounds(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, seed: int,
+                       boxes=(), background: int = 0) -> tuple[np.ndarray | None, "BoxRounds | None"]:
+    """The log-prior at ``image``'s size and what the colour rounds need, sharing their parts.
 
-    With ``boxes`` the spatial prior is the user's boxes' (:func:`spatial_prior`) and, with
-    ``cfg.box_colour``, the colour models are fitted to the boxes' pixels too.
+    Returns
+    -------
+    prior : (k, h, w) float32 or None
+        Spatial prior plus weighted colour log-likelihoods; None if neither is on. With
+        ``boxes`` the spatial prior is the user's boxes' (:func:`spatial_prior`) and, with
+        ``cfg.box_colour``, the colour models are fitted to the boxes' pixels too.
+    rounds : BoxRounds or None
+        ``cfg.box_colour_rounds`` rounds with boxes, else ``cfg.colour_rounds``; None
+        without colour models or rounds.
     """
     shape = image.shape[:2]
-    out = None
+    spatial = None
     if (cfg.box_outside > 0) if boxes else (cfg.box_prior > 0):
-        out = spatial_prior(labels, class_ids, shape, cfg, boxes, background=background)
-    if cfg.colour_weight > 0:
-        source = colour_labels(boxes, labels) if boxes and cfg.box_colour else labels
-        weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
-        colour = weight * colour_logits(lab_features(image), downscale_labels(source, shape), class_ids,
-                                        cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
-        out = colour if out is None else out + colour
-    return out
+        spatial = spatial_prior(labels, class_ids, shape, cfg, boxes, background=background)
+    if cfg.colour_weight <= 0:
+        return spatial, None
+    features = lab_features(image)
+    source = colour_labels(boxes, labels) if boxes and cfg.box_colour else labels
+    weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
+    colour = weight * colour_logits(features, downscale_labels(source, shape), class_ids,
+                                    cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
+    prior = colour if spatial is None else spatial + colour
+    n = cfg.box_colour_rounds if boxes else cfg.colour_rounds
+    if n < 1:
+        return prior, None
+    # Without boxes the rounds' models come from every pixel of the answer, not from the
+    # labels whose coverage discounts the first models: the full colour weight.
+    return prior, BoxRounds(n, spatial, features, weight if boxes else cfg.colour_weight, class_ids, cfg, seed)
 
 
 def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=()) -> float:
@@ -391,11 +405,13 @@ class Prepared:
 
 @dataclass
 class BoxRounds:
-    """With boxes: re-fit the colour models to the current answer, ``n`` times (GrabCut's iteration).
+    """Re-fit the colour models to the current answer, ``n`` times (GrabCut's iteration).
 
-    A box's first colour model is fitted to every pixel of the box, background included;
-    re-fitting each class's model to the pixels the current answer gives it, then solving
-    again, removes that contamination as GrabCut's iterations do.
+    A box's first colour model is fitted to every pixel of the box, background included, and
+    without boxes the first models know only the labelled pixels; re-fitting each class's
+    model to the pixels the current answer gives it, then solving again, removes that
+    contamination as GrabCut's iterations do (``FitConfig.box_colour_rounds``,
+    ``FitConfig.colour_rounds``).
     """
 
     n: int
@@ -445,38 +461,17 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         rs = working_shape((H, W), cfg.refine_size)
         small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
         _check(should_stop)
-        prior = _logit_prior(small, labels, class_ids, cfg, seed, boxes, background)
+        prior, rounds = _priors_and_rounds(small, labels, class_ids, cfg, seed, boxes, background)
         _check(should_stop)
         strength = walk_strength(labels, class_ids, cfg, boxes)
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
-        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes),
-                        _box_rounds(small, labels, class_ids, cfg, seed, boxes, background))
+        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds)
     _check(should_stop)
-    prior = _logit_prior(image, labels, class_ids, cfg, seed, boxes, background)
+    prior, rounds = _priors_and_rounds(image, labels, class_ids, cfg, seed, boxes, background)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
-    return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg, boxes),
-                    _box_rounds(image, labels, class_ids, cfg, seed, boxes, background))
-
-
-def _box_rounds(image, labels, class_ids, cfg: FitConfig, seed: int, boxes, background: int = 0) -> BoxRounds | None:
-    """What :class:`BoxRounds` needs at ``image``'s size; None without colour models or rounds.
-
-    With boxes ``cfg.box_colour_rounds`` rounds, else ``cfg.colour_rounds``.
-    """
-    n = cfg.box_colour_rounds if boxes else cfg.colour_rounds
-    if cfg.colour_weight <= 0 or n < 1:
-        return None
-    shape = image.shape[:2]
-    if boxes:
-        spatial = spatial_prior(labels, class_ids, shape, cfg, boxes) if cfg.box_outside > 0 else None
-        source = colour_labels(boxes, labels) if cfg.box_colour else labels
-        weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
-    else:
-        spatial = spatial_prior(labels, class_ids, shape, cfg, background=background) if cfg.box_prior > 0 else None
-        weight = cfg.colour_weight
-    return BoxRounds(n, spatial, lab_features(image), weight, class_ids, cfg, seed)
+    return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg, boxes), rounds)
 
 
 def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
