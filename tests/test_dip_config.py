@@ -34,6 +34,12 @@ def test_bad_config():
         FitConfig(colour_rounds=-1)
     with pytest.raises(ValueError, match="colour_rounds_min_share must be in \\[0, 1\\), got 1.0"):
         FitConfig(colour_rounds_min_share=1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="refine_cut must be a finite number >= 0"):
+            FitConfig(refine_cut=bad)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="refine_cut_walk must be in \\[0, 1\\]"):
+            FitConfig(refine_cut_walk=bad)
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="box_min_extent"):
             FitConfig(box_min_extent=bad)

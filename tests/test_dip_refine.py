@@ -255,3 +255,87 @@ def test_colour_rounds_stop_where_a_class_holds_less_than_the_min_share():
     ran = FitConfig(**base, colour_rounds=2, colour_rounds_min_share=0.1)
     assert not np.allclose(
         finish_full_resolution(prepare_full_resolution(img, labels, ids, ran, seed=0), logits), plain, atol=1e-6)
+
+
+def test_refine_cut_gives_an_even_object_to_its_click_not_to_the_border_frame():
+    """Two classes: a click inside an even object that touches the image border, the click
+    protocol's background frame, and logits that favour the object there. The walk alone
+    hands the object's border side to the frame; ``refine_cut`` gives the object to the
+    click (the frame pixels keep their label), and its probabilities still sum to 1."""
+    import torch
+
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img = np.full((40, 40, 3), 30, np.uint8)
+    obj = np.zeros((40, 40), bool)
+    obj[10:, 12:28] = True  # touches the bottom border
+    img[obj] = 200
+    labels = np.full((40, 40), IGNORE)
+    labels[[0, 1, -2, -1]] = 0
+    labels[:, [0, 1, -2, -1]] = 0
+    labels[14:17, 19:22] = 1
+    ids = np.array([0, 1])
+    logits = torch.zeros(1, 2, 40, 40)
+    logits[0, 1][torch.from_numpy(obj)] = 3.0  # the network says object on the object
+    base = dict(refine="random-walk", refine_size=None, refine_strength=1e-6)
+    walked = finish_full_resolution(prepare_full_resolution(img, labels, ids, FitConfig(**base), seed=0), logits)
+    inner = obj & (labels == IGNORE)
+    share = {"walk": (walked.argmax(-1)[inner] == 1).mean()}
+    before = labels.copy()
+    for a in (0.0, 0.5):
+        prob = finish_full_resolution(prepare_full_resolution(
+            img, labels, ids, FitConfig(**base, refine_cut=1.0, refine_cut_walk=a), seed=0), logits)
+        np.testing.assert_allclose(prob.sum(-1), 1, atol=1e-5)
+        assert (prob.argmax(-1)[~obj] == 0).all()
+        share[a] = (prob.argmax(-1)[inner] == 1).mean()
+    np.testing.assert_array_equal(labels, before)
+    # the walk loses the object's lower part to the frame; the cut on the priors alone keeps
+    # all of it, and half the walk in the cut's unaries keeps more than the walk
+    assert share["walk"] < 0.8 and share[0.0] == 1.0 and share["walk"] < share[0.5] < 1.0, share
+
+
+def test_refine_cut_leaves_more_than_two_classes_to_the_walk():
+    import torch
+
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img, gt = three_regions(32, noise=4)
+    labels = seeds_from(gt, 2)
+    ids = np.array([0, 1, 2])
+    logits = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    base = dict(refine="random-walk", refine_size=None)
+    plain = finish_full_resolution(prepare_full_resolution(img, labels, ids, FitConfig(**base), seed=0), logits)
+    cut = finish_full_resolution(prepare_full_resolution(img, labels, ids, FitConfig(**base, refine_cut=2.0), seed=0),
+                                 logits)
+    np.testing.assert_array_equal(plain, cut)
+
+
+def test_refine_connected_drops_object_regions_without_a_click():
+    """Two white squares, a click in one and the border frame: the network and colour say
+    object on both; with ``refine_connected`` only the clicked square stays object. With
+    three classes, or off, both stay."""
+    import torch
+
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    img = np.full((40, 40, 3), 30, np.uint8)
+    img[8:18, 8:18] = img[24:34, 24:34] = 220
+    labels = np.full((40, 40), IGNORE)
+    labels[[0, -1]] = 0
+    labels[:, [0, -1]] = 0
+    labels[12, 12] = 1
+    logits = torch.zeros(1, 2, 40, 40)
+    logits[0, 1][torch.from_numpy(img[..., 0] > 100)] = 4.0
+    ids = np.array([0, 1])
+    base = dict(refine="random-walk", refine_size=None, refine_cut=1.0, refine_cut_walk=0.5)
+    both = finish_full_resolution(prepare_full_resolution(img, labels, ids, FitConfig(**base), seed=0), logits)
+    assert (both.argmax(-1)[24:34, 24:34] == 1).all()
+    one = finish_full_resolution(prepare_full_resolution(img, labels, ids, FitConfig(**base, refine_connected=True),
+                                                         seed=0), logits)
+    assert (one.argmax(-1)[8:18, 8:18] == 1).all() and (one.argmax(-1)[24:34, 24:34] == 0).all()
+    np.testing.assert_allclose(one.sum(-1), 1, atol=1e-5)
+    # the object's background pixels are untouched
+    np.testing.assert_array_equal(one[:4, :4], both[:4, :4])

@@ -7,6 +7,7 @@ without loading it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -142,6 +143,25 @@ class FitConfig:
         (linearly in its logarithm). None keeps ``refine_strength`` for any labels.
     refine_dense_from, refine_dense_to : float
         The coverage range of that change, ``0 <= from < to <= 1``.
+    refine_cut : float
+        Two classes with the random-walk refinement: the class map is the minimum graph cut
+        (:func:`dipseg.graphcut.binary_graph_cut`) of ``-log p`` unaries, ``p`` being what the
+        walk refines (the network's probabilities plus the priors, after the colour rounds),
+        and this weight on the walk's edge weights, the labels fixed; the probabilities are
+        the mean of the walk's and the cut's (one-hot) answers, so the class is the cut's and
+        pixels where the two disagree read as uncertain. A random walk lets a long seed line
+        (the click loop's border frame) outweigh a few clicks in a region of even colour; a
+        cut does not. 0 (the default) keeps the walk's answer; with more than two classes
+        the walk's answer always stands.
+    refine_cut_walk : float in [0, 1]
+        The walk's share in the cut's unaries: ``p = p_prior^(1 - a) * p_walk^a``. 0 trusts
+        the network and priors alone (a negative click then holds only its own disk); the
+        walk brings the clicks' reach along the edges back in.
+    refine_connected : bool
+        Two classes (object and ``background``) with the random-walk refinement, no boxes:
+        the object keeps only its regions that hold one of its labels (at the walk's size);
+        islands elsewhere go to the background. One object per image, as in the click loop;
+        off by default, since several instances of a class need not all be labelled.
     refine_beta : float
         Random-walk refinement: edge sensitivity (see :func:`dipseg.features.edge_weights`).
     refine_size : int or None
@@ -278,6 +298,9 @@ class FitConfig:
     refine_dense_strength: float | None = None
     refine_dense_from: float = 0.35
     refine_dense_to: float = 0.75
+    refine_cut: float = 0.0
+    refine_cut_walk: float = 0.0
+    refine_connected: bool = False
     refine_beta: float = 25_000.0
     refine_size: int | None = 256
     colour_weight: float = 0.0
@@ -341,6 +364,10 @@ class FitConfig:
         if self.box_spot_min < 0 or self.box_spot_margin < 0 or self.box_spot_falloff <= 0:
             raise ValueError(f"box_spot_min and box_spot_margin must be >= 0 and box_spot_falloff > 0, got "
                              f"{self.box_spot_min}, {self.box_spot_margin}, {self.box_spot_falloff}")
+        if not (math.isfinite(self.refine_cut) and self.refine_cut >= 0):
+            raise ValueError(f"refine_cut must be a finite number >= 0, got {self.refine_cut}")
+        if not 0 <= self.refine_cut_walk <= 1:
+            raise ValueError(f"refine_cut_walk must be in [0, 1], got {self.refine_cut_walk}")
         if not 0 <= self.colour_rounds_min_share < 1:
             raise ValueError(f"colour_rounds_min_share must be in [0, 1), got {self.colour_rounds_min_share}")
         if not 0 <= self.box_network_scale <= 1:

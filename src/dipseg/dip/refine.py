@@ -6,7 +6,11 @@ probabilities back to the image's full resolution along the image's own edges:
 * :func:`guided_filter` -- He, Sun, Tang (2010), a local linear model of the guide image;
 * :func:`random_walk_refine` -- a random walker *with a prior* (Grady 2005): the seeds
   stay fixed and every other pixel trades off agreeing with its neighbours across weak
-  edges against agreeing with the network's probabilities.
+  edges against agreeing with the network's probabilities;
+* with two classes, optionally a graph cut (:func:`dipseg.graphcut.binary_graph_cut`) that
+  decides each pixel's class from those probabilities and the walk's
+  (``FitConfig.refine_cut``), and an object kept to its labelled regions
+  (``FitConfig.refine_connected``).
 
 :func:`full_resolution` is the whole stage as a fit runs it (priors, colour models,
 refinement) in two halves: :func:`prepare_full_resolution` needs the image and labels only
@@ -20,13 +24,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy import sparse
+from scipy import ndimage, sparse
 from scipy.sparse.linalg import splu
 
 import torch
 from torch.nn import functional as F
 
 from ..features import RW_BETA, edge_weights, lab_features
+from ..graphcut import binary_graph_cut
 from ..labels import IGNORE, downscale_labels
 from .colour import colour_logits, coverage_weight
 from .config import FitConfig, working_shape
@@ -138,6 +143,10 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float,
     return GuidedFilter(guide, radius, eps)(src, should_stop)
 
 
+CUT_FLOOR = 1e-6
+"""Probabilities are floored here before the graph cut's ``-log``: no pixel's cost exceeds ~13.8 nats."""
+
+
 class RandomWalk:
     """A random walker with a prior (Grady 2005), factorised once for any number of priors.
 
@@ -165,6 +174,7 @@ class RandomWalk:
         n = h * w
         k = len(class_ids)
         wy, wx = edge_weights(image, beta, smooth)
+        self.wy, self.wx = wy, wx
         idx = np.arange(n).reshape(h, w)
         rows = np.concatenate([idx[1:].ravel(), idx[:, 1:].ravel()])
         cols = np.concatenate([idx[:-1].ravel(), idx[:, :-1].ravel()])
@@ -180,9 +190,24 @@ class RandomWalk:
         x_seed = np.zeros((int(seeded.sum()), k))
         pos = np.searchsorted(class_ids, labels.ravel()[seeded])
         x_seed[np.arange(len(pos)), pos] = 1.0
+        self.fixed = np.full(n, -1, np.int64)
+        self.fixed[seeded] = pos
+        self.fixed = self.fixed.reshape(h, w)
         self.x_seed = x_seed
         self.b_seeds = adj[self.free][:, seeded] @ x_seed
         self.lu = splu(lap[self.free][:, self.free].tocsc())
+
+    def cut(self, prob: np.ndarray, weight: float) -> np.ndarray:
+        """The two-class minimum graph cut ``(H, W, 2)`` one-hot float32 of ``-log prob`` with these edges and seeds.
+
+        ``prob`` is ``(H, W, 2)`` (columns as ``class_ids``); ``weight`` multiplies the edge
+        weights (:func:`dipseg.graphcut.binary_graph_cut`).
+        """
+        if self.k != 2 or prob.shape != (*self.shape, 2):
+            raise ValueError(f"the graph cut needs two classes of probabilities {(*self.shape, 2)}, got {prob.shape}")
+        cost = -np.log(np.clip(prob.astype(np.float64), CUT_FLOOR, 1.0))
+        one = binary_graph_cut(cost[..., 0], cost[..., 1], self.wy, self.wx, weight, self.fixed)
+        return np.stack([~one, one], -1).astype(np.float32)
 
     def solve(self, prior: np.ndarray) -> np.ndarray:
         """Refined probabilities ``(H, W, k)`` float32 for a prior ``(H, W, k)`` (columns as ``class_ids``)."""
@@ -391,7 +416,14 @@ class Prepared:
     scale : float
         Factor on the network's logits (:func:`network_scale`).
     rounds : BoxRounds or None
-        With boxes: what the GrabCut-like re-estimation of the colour models needs.
+        What the GrabCut-like re-estimation of the colour models needs.
+    cut : float
+        ``FitConfig.refine_cut``: the pairwise weight of the final two-class graph cut, 0 for none.
+    cut_walk : float
+        ``FitConfig.refine_cut_walk``.
+    connected : int or None
+        ``FitConfig.refine_connected`` with two classes: the column of the object class, whose
+        regions without one of its labels go to the background; None for no such rule.
     """
 
     shape: tuple[int, int]
@@ -401,6 +433,9 @@ class Prepared:
     guide: GuidedFilter | None
     scale: float = 1.0
     rounds: "BoxRounds | None" = None
+    cut: float = 0.0
+    cut_walk: float = 0.0
+    connected: int | None = None
 
 
 @dataclass
@@ -467,11 +502,31 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
-        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds)
+        connected = None
+        if cfg.refine_connected and len(class_ids) == 2 and background in class_ids and not boxes:
+            connected = int(np.flatnonzero(class_ids != background)[0])
+        return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds,
+                        cfg.refine_cut, cfg.refine_cut_walk, connected)
     _check(should_stop)
     prior, rounds = _priors_and_rounds(image, labels, class_ids, cfg, seed, boxes, background)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
     return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg, boxes), rounds)
+
+
+def _drop_unseeded(prob: np.ndarray, fixed: np.ndarray, column: int) -> np.ndarray:
+    """``prob`` with the regions of class ``column`` that hold none of its seeds handed to the other class.
+
+    Two classes only: where ``column`` wins a 4-connected region without one of its seeds
+    (``fixed == column``), the two probabilities swap, so the other class wins by the same margin.
+    """
+    won = prob.argmax(-1) == column
+    regions, _ = ndimage.label(won)
+    seeded = np.unique(regions[won & (fixed == column)])
+    drop = won & ~np.isin(regions, seeded[seeded > 0])
+    if drop.any():
+        prob = prob.copy()
+        prob[drop] = prob[drop][:, ::-1]
+    return prob
 
 
 def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
@@ -496,7 +551,7 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
 
     H, W = prepared.shape
     _check(should_stop)
-    prob = _probs(logits, prepared.stage_shape, prepared.prior, prepared.scale)
+    unary = prob = _probs(logits, prepared.stage_shape, prepared.prior, prepared.scale)
     if prepared.walk is not None:
         _check(should_stop)
         prob = prepared.walk.solve(prob)
@@ -509,10 +564,20 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
             break  # a class has (nearly) vanished: its colour model cannot be re-fitted, keep this answer
         colour = r.weight * colour_logits(r.features, current, r.class_ids, r.cfg.colour_components, r.cfg.colour_clip,
                                           r.cfg.colour_floor, r.seed)
-        prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour,
-                      prepared.scale)
+        unary = prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour,
+                              prepared.scale)
         if prepared.walk is not None:
             prob = prepared.walk.solve(prob)
+    if prepared.cut > 0 and prepared.walk is not None and prepared.walk.k == 2:
+        # The walk's answer falls off with the distance to the seeds (a long border frame
+        # outweighs a few clicks); the cut pays once for its boundary: it decides the class,
+        # and the mean keeps the walk's doubt where the two disagree.
+        _check(should_stop)
+        a = prepared.cut_walk
+        blend = np.exp((1 - a) * np.log(np.clip(unary, CUT_FLOOR, 1)) + a * np.log(np.clip(prob, CUT_FLOOR, 1)))
+        prob = 0.5 * (prob + prepared.walk.cut(blend, prepared.cut))
+    if prepared.connected is not None and prepared.walk is not None:
+        prob = _drop_unseeded(prob, prepared.walk.fixed, prepared.connected)
     if prepared.walk is not None:
         if prepared.stage_shape != (H, W):
             prob = cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR)
