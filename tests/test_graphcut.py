@@ -84,6 +84,17 @@ def test_a_long_seed_line_does_not_outweigh_a_click_as_in_a_random_walk():
     np.testing.assert_array_equal(cut.sum(-1), 1)
 
 
+def test_a_weight_too_large_for_int32_flows_is_scaled_down_not_overflowed():
+    # neighbour capacities summing past 2**31 at the default resolution: the answer is still exact
+    rng = np.random.default_rng(0)
+    c0, c1 = rng.random((30, 30)), rng.random((30, 30))
+    wy, wx = np.ones((29, 30)), np.ones((30, 29))
+    fixed = np.full((30, 30), -1)
+    fixed[0, 0] = 1
+    out = binary_graph_cut(c0, c1, wy, wx, 1e6, fixed)  # the pairwise term dominates: one label everywhere
+    assert out.all()
+
+
 def test_inputs_are_left_unmodified():
     rng = np.random.default_rng(0)
     c0, c1 = rng.random((4, 4)), rng.random((4, 4))
@@ -103,7 +114,7 @@ def test_inputs_are_left_unmodified():
     (dict(wx=np.full((4, 3), np.nan)), "wx must be finite"),
     (dict(weight=0.0), "weight must be"),
     (dict(fixed=np.full((3, 3), -1)), "fixed must have shape"),
-    (dict(weight=1e12), "too large"),
+    (dict(cost0=np.full((4, 4), 1e12)), "too large"),
 ])
 def test_bad_input_raises_a_clear_error(kwargs, match):
     args = dict(cost0=np.zeros((4, 4)), cost1=np.ones((4, 4)), wy=np.ones((3, 4)), wx=np.ones((4, 3)), weight=1.0)

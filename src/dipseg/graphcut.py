@@ -22,7 +22,10 @@ from scipy import sparse
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 SCALE = 1000.0
-"""Capacities are integers: costs and weights are multiplied by this and rounded (1e-3 resolution)."""
+"""Capacities are integers: costs and weights are multiplied by this and rounded (1e-3 resolution),
+or by less where the total flow could otherwise pass 2**31 (very large images or weights)."""
+
+_INT_MAX = 2**31 - 1
 
 
 def binary_graph_cut(cost0: np.ndarray, cost1: np.ndarray, wy: np.ndarray, wx: np.ndarray, weight: float,
@@ -74,12 +77,16 @@ def binary_graph_cut(cost0: np.ndarray, cost1: np.ndarray, wy: np.ndarray, wx: n
         fixed = np.asarray(fixed).ravel()
         if fixed.shape != (n,):
             raise ValueError(f"fixed must have shape {(h, w)}, got {np.shape(fixed)}")
-    pair_y = np.round(weight * wy.ravel() * SCALE)
-    pair_x = np.round(weight * wx.ravel() * SCALE)
+    # Once each pixel keeps one terminal edge (below), every unit of flow crosses a neighbour
+    # edge, so the flow is at most the neighbour capacities' sum: keep that under int32.
+    pair_sum = 2.0 * weight * (wy.sum() + wx.sum())
+    scale = min(SCALE, 0.5 * _INT_MAX / max(pair_sum, 1e-12))
+    pair_y = np.round(weight * wy.ravel() * scale)
+    pair_x = np.round(weight * wx.ravel() * scale)
     # Source side = label 1. The edge source -> i is cut when i takes label 0 (pays cost0),
     # i -> sink when i takes label 1 (pays cost1); only the difference matters per pixel.
-    src = np.round(c0 * SCALE)
-    snk = np.round(c1 * SCALE)
+    src = np.round(c0 * scale)
+    snk = np.round(c1 * scale)
     low = np.minimum(src, snk)
     src, snk = src - low, snk - low
     if fixed is not None:
@@ -87,8 +94,8 @@ def binary_graph_cut(cost0: np.ndarray, cost1: np.ndarray, wy: np.ndarray, wx: n
         hard = 4.0 * max(pair_y.max(initial=0.0), pair_x.max(initial=0.0)) + max(src.max(), snk.max()) + 1.0
         src = np.where(fixed == 1, hard, np.where(fixed == 0, 0.0, src))
         snk = np.where(fixed == 0, hard, np.where(fixed == 1, 0.0, snk))
-    if max(src.max(initial=0.0), snk.max(initial=0.0), pair_y.max(initial=0.0), pair_x.max(initial=0.0)) >= 2**31:
-        raise ValueError("costs or weight too large for integer capacities; rescale them")
+    if max(src.max(initial=0.0), snk.max(initial=0.0)) > _INT_MAX:
+        raise ValueError("costs too large for integer capacities; rescale them")
     idx = np.arange(n).reshape(h, w)
     s, t = n, n + 1
     up, down = idx[:-1].ravel(), idx[1:].ravel()
