@@ -190,9 +190,9 @@ class RandomWalk:
         x_seed = np.zeros((int(seeded.sum()), k))
         pos = np.searchsorted(class_ids, labels.ravel()[seeded])
         x_seed[np.arange(len(pos)), pos] = 1.0
-        self.fixed = np.full(n, -1, np.int64)
-        self.fixed[seeded] = pos
-        self.fixed = self.fixed.reshape(h, w)
+        fixed = np.full(n, -1, np.int64)
+        fixed[seeded] = pos
+        self.fixed = fixed.reshape(h, w)
         self.x_seed = x_seed
         self.b_seeds = adj[self.free][:, seeded] @ x_seed
         self.lu = splu(lap[self.free][:, self.free].tocsc())
@@ -418,7 +418,8 @@ class Prepared:
     rounds : BoxRounds or None
         What the GrabCut-like re-estimation of the colour models needs.
     cut : float
-        ``FitConfig.refine_cut``: the pairwise weight of the final two-class graph cut, 0 for none.
+        ``FitConfig.refine_cut``: the pairwise weight of the final two-class graph cut of
+        the random walk's answer; 0 for none (also with more than two classes).
     cut_walk : float
         ``FitConfig.refine_cut_walk``.
     connected : int or None
@@ -502,11 +503,13 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
+        # Both rules are two-class only; with more classes the walk's answer stands.
+        two = len(class_ids) == 2
         connected = None
-        if cfg.refine_connected and len(class_ids) == 2 and background in class_ids and not boxes:
+        if cfg.refine_connected and two and background in class_ids and not boxes:
             connected = int(np.flatnonzero(class_ids != background)[0])
         return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds,
-                        cfg.refine_cut, cfg.refine_cut_walk, connected)
+                        cfg.refine_cut if two else 0.0, cfg.refine_cut_walk, connected)
     _check(should_stop)
     prior, rounds = _priors_and_rounds(image, labels, class_ids, cfg, seed, boxes, background)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
@@ -568,7 +571,7 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
                               prepared.scale)
         if prepared.walk is not None:
             prob = prepared.walk.solve(prob)
-    if prepared.cut > 0 and prepared.walk is not None and prepared.walk.k == 2:
+    if prepared.cut > 0:
         # The walk's answer falls off with the distance to the seeds (a long border frame
         # outweighs a few clicks); the cut pays once for its boundary: it decides the class,
         # and the mean keeps the walk's doubt where the two disagree.
@@ -576,7 +579,7 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
         a = prepared.cut_walk
         blend = np.exp((1 - a) * np.log(np.clip(unary, CUT_FLOOR, 1)) + a * np.log(np.clip(prob, CUT_FLOOR, 1)))
         prob = 0.5 * (prob + prepared.walk.cut(blend, prepared.cut))
-    if prepared.connected is not None and prepared.walk is not None:
+    if prepared.connected is not None:
         prob = _drop_unseeded(prob, prepared.walk.fixed, prepared.connected)
     if prepared.walk is not None:
         if prepared.stage_shape != (H, W):
