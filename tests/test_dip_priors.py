@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from dipseg.dip.priors import box_prior, spot_classes
+from dipseg.dip.priors import box_prior, point_count, spot_classes
 from dipseg.labels import IGNORE
 
 
@@ -105,3 +106,49 @@ def test_label_box_prior_frees_the_background_only_when_the_config_says_so():
     moved = label_box_prior(labels, ids, (50, 50), FitConfig(box_prior=3.0, box_free_background=True), background=1)
     np.testing.assert_array_equal(moved, off)  # class 1 named the background: it is the free one, as without
     assert get_preset("clicks").fit.box_free_background and not get_preset("fast").fit.box_free_background
+
+
+def _points(n):
+    """Class 5: ``n`` single pixels spread evenly from (50, 50) to (50 + 10 (n-1), 50 + 10 (n-1))."""
+    labels = np.full((300, 300), IGNORE)
+    labels[0, 0] = labels[299, 299] = 0
+    for i in range(n):
+        labels[50 + 10 * i, 50 + 10 * i] = 5
+    return labels
+
+
+def test_point_count_counts_single_points_only():
+    assert point_count(_points(3) == 5) == 3
+    labels = _points(4)
+    labels[120:123, 120:123] = 5  # one 3x3 blob among the points: not points any more
+    assert point_count(labels == 5) == 0
+    assert point_count(_spots_and_stroke() == 5) == 0  # three 3x3 blobs
+    assert point_count(np.zeros((4, 4), bool)) == 0
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_point_gap_widens_the_box_of_few_points_by_their_count(n):
+    labels = _points(n)
+    before = labels.copy()
+    ids = np.array([0, 5])
+    kw = dict(margin=0.15, strength=3.0, falloff=0.1, spot_min=3, spot_margin=0.05, spot_falloff=0.05)
+    off = box_prior(labels, ids, (300, 300), **kw)
+    on = box_prior(labels, ids, (300, 300), point_gap=1.0, **kw)
+    assert np.array_equal(labels, before)
+    span = 10 * (n - 1) + 1
+    inside = 50 + span - 1 + int(0.9 * span / (n - 1))  # within span / (n - 1) past the last point
+    assert on[1, 60, inside] == 0 and off[1, 60, inside] < 0
+    far = 50 + span - 1 + int(1.3 * span / (n - 1)) + 2
+    assert on[1, 60, far] < 0
+    assert np.array_equal(on[0], off[0])
+
+
+def test_point_gap_leaves_blobs_and_many_points_alone():
+    ids = np.array([0, 5, 7])
+    kw = dict(margin=0.15, strength=3.0, falloff=0.1, spot_min=3, spot_margin=0.05, spot_falloff=0.05)
+    blobs = _spots_and_stroke()
+    np.testing.assert_array_equal(box_prior(blobs, ids, (200, 200), point_gap=1.0, **kw),
+                                  box_prior(blobs, ids, (200, 200), **kw))
+    many = _points(25)  # 1 / 24 < 0.05: the spot margin stands
+    np.testing.assert_array_equal(box_prior(many, ids[:2], (300, 300), point_gap=1.0, **kw),
+                                  box_prior(many, ids[:2], (300, 300), **kw))

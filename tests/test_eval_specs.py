@@ -93,3 +93,20 @@ def test_network_overrides_reach_the_fit():
     assert json.loads(json.dumps(seg.metadata()))["config"]["network"]["channels_down"] == [8, 8]
     with pytest.raises(ValueError, match="takes no DIPSEG options"):
         dipseg.segment(img, labels, method="grabcut", network={"channels_down": [8]})
+
+
+def test_config_id_ignores_fields_at_their_dataclass_default():
+    from dataclasses import replace
+
+    from dipseg.dip.config import FitConfig, NetworkConfig, config_dict
+    from dipseg.eval.specs import config_id
+
+    base = config_dict(NetworkConfig(), replace(FitConfig(), iterations=7))
+    trimmed = {"network": base["network"], "fit": dict(base["fit"])}
+    del trimmed["fit"]["lr"]  # a field at its default, as if it were added later: same id
+    assert config_id(trimmed) == config_id(base)
+    changed = config_dict(NetworkConfig(), replace(FitConfig(), iterations=8))
+    assert config_id(changed) != config_id(base)
+    other_default = {"network": base["network"], "fit": dict(base["fit"], lr=0.02)}
+    assert config_id(other_default) != config_id(base)
+    assert config_id({"method": "grabcut", "options": {}}) != config_id({"method": "random-walker", "options": {}})

@@ -123,6 +123,12 @@ class FitConfig:
         not. 0 treats every class alike.
     box_spot_margin, box_spot_falloff : float
         The box margin and falloff for spot-labelled classes.
+    box_point_gap : float
+        A spot class labelled by ``n`` single points (sampled pixels, not blobs or clicks)
+        gets the margin ``max(box_spot_margin, box_point_gap / (n - 1))`` of its labels'
+        span per side: ``n`` random points inside an object leave ``1/(n + 1)`` of its
+        extent uncovered per side on average (:func:`dipseg.dip.priors.box_prior`). 0 keeps
+        ``box_spot_margin`` for them.
     refine : {"none", "guided", "random-walk"}
         Full-resolution edge-aware refinement of the upsampled probabilities: a guided
         filter, or a random walker that uses them as a prior.
@@ -291,6 +297,7 @@ class FitConfig:
     box_spot_min: int = 0
     box_spot_margin: float = 0.05
     box_spot_falloff: float = 0.05
+    box_point_gap: float = 0.0
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
@@ -364,6 +371,8 @@ class FitConfig:
         if self.box_spot_min < 0 or self.box_spot_margin < 0 or self.box_spot_falloff <= 0:
             raise ValueError(f"box_spot_min and box_spot_margin must be >= 0 and box_spot_falloff > 0, got "
                              f"{self.box_spot_min}, {self.box_spot_margin}, {self.box_spot_falloff}")
+        if not (math.isfinite(self.box_point_gap) and self.box_point_gap >= 0):
+            raise ValueError(f"box_point_gap must be a finite number >= 0, got {self.box_point_gap}")
         if not (math.isfinite(self.refine_cut) and self.refine_cut >= 0):
             raise ValueError(f"refine_cut must be a finite number >= 0, got {self.refine_cut}")
         if not 0 <= self.refine_cut_walk <= 1:

@@ -76,6 +76,7 @@ PRESETS: dict[str, Preset] = {
             pairwise_weight=1.0,
             box_prior=6.0,
             box_spot_min=3,
+            box_point_gap=1.0,
             colour_weight=6.0,
             network_coverage=0.3,
             refine="random-walk",
@@ -84,7 +85,7 @@ PRESETS: dict[str, Preset] = {
         "Default. Noise plus image and coordinates as input, four scales of slim widths, an "
         "appearance-weighted pairwise loss, 64 px working size, 30 steps; then, at 256 px, a "
         "box prior around each class's labels (tighter for labels that are scattered spots "
-        "than for strokes) and per-class colour models added to the network's logits (which "
+        "than for strokes, as wide as their count suggests for a few single points) and per-class colour models added to the network's logits (which "
         "count less when the labels cover little of each class), and a random walker seeded "
         "by the labels (trusting dense labels more), snapped to full resolution.",
     ),

@@ -7,6 +7,9 @@ from scipy import ndimage as ndi
 
 from ..features import GRID_CELL, enlarge_box, grid_cells, label_box
 
+POINT_AREA = 4
+"""Largest piece, in pixels, that :func:`point_count` takes for a point."""
+
 
 def box_prior(
     labels: np.ndarray,
@@ -20,6 +23,7 @@ def box_prior(
     spot_margin: float = 0.05,
     spot_falloff: float = 0.05,
     background: int | None = None,
+    point_gap: float = 0.0,
 ) -> np.ndarray:
     """Log-prior that a class lies near the bounding box of its own labels.
 
@@ -40,6 +44,15 @@ def box_prior(
     reach towards its extremes, so their box is close to the object's, while strokes are
     drawn inside it and stop short of its outline (docs/study.md, "Spots and strokes").
 
+    How close depends on how many there are. ``n`` points drawn at random inside an object
+    leave on average ``1/(n + 1)`` of its extent uncovered on each side (order statistics),
+    so the object's extent is estimated as the points' span times ``(n + 1) / (n - 1)``: a
+    margin of ``1 / (n - 1)`` of the span per side (the "German tank" estimator). A spot
+    class whose pieces are single points (:func:`point_count`) gets the margin
+    ``max(spot_margin, point_gap / (n - 1))``: three points leave half their span per side,
+    thirty barely any. Blobs and clicks, drawn towards an object's extremes or at its
+    errors, keep ``spot_margin``.
+
     Parameters
     ----------
     labels : (H0, W0) int
@@ -55,6 +68,9 @@ def box_prior(
     background : int, optional
         Class that is the free one whenever it is labelled, instead of the class of
         largest box.
+    point_gap : float
+        Multiplier of the ``1 / (n - 1)`` margin for spot classes labelled by ``n`` single
+        points; 0 keeps ``spot_margin`` for them.
 
     Returns
     -------
@@ -72,7 +88,11 @@ def box_prior(
     for c, spot in zip(class_ids, spots):
         raw = label_box(labels == c)
         small.append(max(raw[1] - raw[0], raw[3] - raw[2]) < min_extent * max(h0, w0))
-        y0, y1, x0, x1 = enlarge_box(raw, spot_margin if spot else margin, (h0, w0))
+        grow = margin
+        if spot:
+            points = point_count(labels == c) if point_gap > 0 else 0
+            grow = max(spot_margin, point_gap / (points - 1)) if points >= 2 else spot_margin
+        y0, y1, x0, x1 = enlarge_box(raw, grow, (h0, w0))
         boxes.append((y0 * h / h0, y1 * h / h0, x0 * w / w0, x1 * w / w0))
     areas = [(b[1] - b[0]) * (b[3] - b[2]) for b in boxes]
     present = np.flatnonzero(np.asarray(class_ids) == background) if background is not None else ()
@@ -123,3 +143,26 @@ def spot_classes(labels: np.ndarray, class_ids: np.ndarray, min_spots: int = 3, 
         cells = len(np.unique(grid_cells(ys, xs, labels.shape, cell)))
         out[i] = cells <= cells_per_spot * pieces
     return out
+
+
+def point_count(mask: np.ndarray) -> int:
+    """How many single points ``mask`` holds, or 0 if any of its pieces is larger.
+
+    A piece is a point when it is one pixel or a few touching pixels (at most
+    :data:`POINT_AREA`, so a point labelled at a lower resolution and resized still counts);
+    sampled pixels (VOC ``uniform:N``) are points, blobs, clicks drawn as disks and strokes
+    are not.
+
+    Parameters
+    ----------
+    mask : (H, W) bool
+
+    Returns
+    -------
+    int
+    """
+    pieces, n = ndi.label(mask, np.ones((3, 3), bool))
+    if n == 0:
+        return 0
+    areas = np.bincount(pieces.ravel())[1:]
+    return int(n) if areas.max() <= POINT_AREA else 0

@@ -274,7 +274,7 @@ def label_box_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int,
     """
     return box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
                      cfg.box_falloff, cfg.box_min_extent, cfg.box_spot_min, cfg.box_spot_margin,
-                     cfg.box_spot_falloff, background if cfg.box_free_background else None)
+                     cfg.box_spot_falloff, background if cfg.box_free_background else None, cfg.box_point_gap)
 
 
 def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ..api import METHODS, dipseg_config, parse_method
-from ..dip.config import config_dict, given
+from ..dip.config import FitConfig, NetworkConfig, config_dict, given
 from ..samplers import SAMPLERS
 
 SCRIBBLES = "scribbles"
@@ -147,9 +147,9 @@ def method_spec(text: str, preset: str | None = None, fit_overrides: dict | None
             raise ValueError(f"method {name!r} takes no DIPSEG options, got {sorted(fit_o) + sorted(net_o)}")
         config = {"method": name, "options": _baseline_defaults(name)}
         default_label = name
-    config_json = json.dumps(config, sort_keys=True, separators=(",", ":"), default=list)
+    config_json = _canonical(config)
     return MethodSpec(label or default_label, name, preset_name, tuple(sorted(fit_o.items())), config_json,
-                      hashlib.sha1(config_json.encode()).hexdigest()[:12],
+                      config_id(config),
                       tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in net_o.items())))
 
 
@@ -277,6 +277,27 @@ def _baseline_defaults(name: str) -> dict:
         if p.kind is p.KEYWORD_ONLY and p.name != "seed" and p.default is not p.empty:
             out[p.name] = p.default if isinstance(p.default, (int, float, str, bool, type(None))) else repr(p.default)
     return out
+
+
+def config_id(config: dict) -> str:
+    """First 12 hex digits of the SHA-1 of a method's configuration: part of the resume key.
+
+    A DIPSEG configuration is hashed by the fields that differ from the
+    :class:`~dipseg.dip.config.NetworkConfig` / :class:`~dipseg.dip.config.FitConfig`
+    defaults, so a new field whose default leaves behaviour unchanged keeps every preset's
+    id, and a resumed ``dipseg bench`` keeps the rows it has; changing any value, or a
+    default, is a new configuration. Baseline configurations are hashed whole.
+    """
+    if set(config) == {"network", "fit"}:
+        defaults = config_dict(NetworkConfig(), FitConfig())
+        config = {part: {k: v for k, v in config[part].items()
+                         if k not in defaults[part] or _canonical(v) != _canonical(defaults[part][k])}
+                  for part in ("network", "fit")}
+    return hashlib.sha1(_canonical(config).encode()).hexdigest()[:12]
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=list)
 
 
 def label_seed(seed: int, image_id: str) -> int:
