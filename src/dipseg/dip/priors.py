@@ -86,11 +86,12 @@ def box_prior(
     spots = spot_classes(labels, class_ids, spot_min) if spot_min > 0 else np.zeros(k, bool)
     boxes, small = [], []
     for c, spot in zip(class_ids, spots):
-        raw = label_box(labels == c)
+        mask = labels == c
+        raw = label_box(mask)
         small.append(max(raw[1] - raw[0], raw[3] - raw[2]) < min_extent * max(h0, w0))
         grow = margin
         if spot:
-            points = point_count(labels == c) if point_gap > 0 else 0
+            points = point_count(mask) if point_gap > 0 else 0
             grow = max(spot_margin, point_gap / (points - 1)) if points >= 2 else spot_margin
         y0, y1, x0, x1 = enlarge_box(raw, grow, (h0, w0))
         boxes.append((y0 * h / h0, y1 * h / h0, x0 * w / w0, x1 * w / w0))
