@@ -38,14 +38,43 @@ def test_coco_json_by_name_and_by_id(tmp_path):
     p = tmp_path / "c.json"
     p.write_text(json.dumps(data))
     assert read_boxes(p, (40, 50), image="x.jpg") == [Box(12, 2.5, 3, 12.5, 23)]
-    assert read_boxes(p, (40, 50), image=8) == [Box(99, 0, 0, 5, 5)]  # unknown name: category_id
+    # a named category is its name's class, never its id (99 is no VOC class, and a zebra neither)
+    with pytest.raises(InputError, match=r"category_id 99.*unknown class 'zebra'"):
+        read_boxes(p, (40, 50), image=8)
+    assert read_boxes(p, (40, 50), image=8, classes=["background"] + ["x"] * 20 + ["zebra"]) == \
+        [Box(21, 0, 0, 5, 5)]
     with pytest.raises(InputError, match="2 images"):
         read_boxes(p, (40, 50))
-    with pytest.raises(InputError, match="not a class"):
-        read_boxes(p, (40, 50), image=8, num_classes=21)
-    bare = tmp_path / "bare.json"
+    bare = tmp_path / "bare.json"  # categories not named: the ids are class ids
     bare.write_text(json.dumps([{"bbox": [1, 1, 3, 3], "category_id": 3}]))
     assert read_boxes(bare, (40, 50)) == [Box(3, 1, 1, 4, 4)]
+    with pytest.raises(InputError, match="not a class"):
+        bare.write_text(json.dumps([{"bbox": [1, 1, 3, 3], "category_id": 99}]))
+        read_boxes(bare, (40, 50), num_classes=21)
+
+
+def test_coco_names_of_voc_classes_are_not_read_as_ids(tmp_path):
+    # COCO's own ids and names (5 airplane, 4 motorcycle, 63 couch, 72 tv, 67 dining table):
+    # by id they would be a bottle, a boat and nothing at all
+    cats = [{"id": 5, "name": "airplane"}, {"id": 4, "name": "motorcycle"}, {"id": 63, "name": "couch"},
+            {"id": 72, "name": "tv"}, {"id": 67, "name": "dining table"}, {"id": 64, "name": "potted plant"}]
+    anns = [{"image_id": 1, "category_id": c["id"], "bbox": [i, i, 5, 5]} for i, c in enumerate(cats)]
+    p = tmp_path / "coco.json"
+    p.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "categories": cats, "annotations": anns}))
+    assert [b.cls for b in read_boxes(p, (40, 50))] == [1, 14, 18, 20, 11, 16]
+
+
+def test_class_names_ignore_case_spaces_and_underscores(tmp_path):
+    p = tmp_path / "a.xml"
+    p.write_text(VOC_XML.replace("<name>aeroplane</name>", "<name> Potted_Plant </name>")
+                 .replace("<name>person</name>", "<name>Dining Table</name>"))
+    assert [b.cls for b in read_boxes(p, (40, 50))] == [16, 11]
+    c = tmp_path / "b.csv"
+    c.write_text("TV-Monitor,1,1,5,5\nAirplane,1,1,5,5\n")
+    assert [b.cls for b in read_boxes(c, (40, 50))] == [20, 1]
+    # the aliases are VOC's: with other classes a name must be one of them
+    with pytest.raises(InputError, match="unknown class 'Airplane'"):
+        read_boxes(c, (40, 50), classes=["background", "tv monitor", "plane"])
 
 
 def test_csv_with_names_ids_and_header(tmp_path):
@@ -110,6 +139,6 @@ def test_rle_round_trip_and_coco_results(tmp_path):
         coco = COCO(str(path))
     m = coco.annToMask(coco.loadAnns(coco.getAnnIds(imgIds=[1], catIds=[2]))[0])
     assert np.array_equal(m.astype(bool), classes == 2)
-    assert read_boxes(path, (20, 30), fmt="coco")[0].cls in (1, 2)
+    assert read_boxes(path, (20, 30), fmt="coco", classes=["bg", "plane", "bike"])[0].cls in (1, 2)
     plain = coco_results([{"file_name": "j.png", "classes": classes}])
     assert sorted(a["category_id"] for a in plain["annotations"]) == [1, 2]

@@ -8,10 +8,16 @@ coordinates (:mod:`dipseg.boxes`):
   classes by name (VOC's 20 by default, or the ``classes`` given);
 * **COCO JSON** (``{"annotations": [{"bbox": [x, y, w, h], "category_id": 18, "image_id": ..}],
   "categories": [..], "images": [..]}``, or a bare list of annotations): ``x0 = x``,
-  ``x1 = x + w``. Categories are mapped to classes by name when the file has
-  ``categories`` whose names are known classes, else ``category_id`` is the class id;
+  ``x1 = x + w``. A category the file names (``categories``) is mapped to a class by that
+  name, and a name that is no class is an error: a category's id in another tool's file
+  need not be dipseg's class id (COCO's 5 is an airplane, VOC's 5 a bottle). Only a
+  category the file does not name is taken as a class id;
 * **CSV** ``class,x0,y0,x1,y1`` (an optional header line; ``class`` a name or an id), in
   dipseg's own coordinates.
+
+Class names match whatever their case, spaces, underscores or hyphens (``Dining table``,
+``potted_plant``), and with VOC's classes COCO's names of them too (:data:`VOC_ALIASES`:
+``airplane``, ``motorcycle``, ``couch``, ``tv``).
 
 Coordinates up to :data:`CLIP_TOLERANCE` pixels outside the image (rounding in other
 tools) are clipped to it; anything further out is an error.
@@ -28,6 +34,7 @@ import io
 import json
 import math
 import os
+import re
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -43,15 +50,36 @@ CLIP_TOLERANCE = 1.0
 
 FORMATS = ("auto", "voc", "coco", "csv")
 
+VOC_ALIASES = {"airplane": "aeroplane", "motorcycle": "motorbike", "couch": "sofa", "tv": "tvmonitor",
+               "monitor": "tvmonitor"}
+"""Other data sets' names of VOC classes (COCO's), accepted when the classes are VOC's."""
+
+
+def _key(name: str) -> str:
+    """A class name as compared: lower case, without spaces, underscores or hyphens."""
+    return re.sub(r"[\s_\-]+", "", str(name).lower())
+
+
+def _lookup(name: str, classes: Sequence[str]) -> int | None:
+    """The id of class ``name`` (:func:`_key`, then :data:`VOC_ALIASES` with VOC's classes), else None."""
+    keys = {_key(c): i for i, c in enumerate(classes)}
+    key = _key(name)
+    if key in keys:
+        return keys[key]
+    if tuple(classes) == tuple(VOC_CLASSES) and key in VOC_ALIASES:
+        return keys[VOC_ALIASES[key]]
+    return None
+
 
 def _class_of(name: str, classes: Sequence[str], where: str) -> int:
     text = str(name).strip()
-    lookup = {c.lower(): i for i, c in enumerate(classes)}
-    if text.lower() in lookup:
-        return lookup[text.lower()]
+    found = _lookup(text, classes)
+    if found is not None:
+        return found
     if text.isdigit():
         return int(text)
-    raise InputError(f"{where}: unknown class {text!r}; known: {', '.join(classes)}")
+    raise InputError(f"{where}: unknown class {text!r}; known: {', '.join(classes)}; other classes need a "
+                     "list of class names (--classes FILE)")
 
 
 def _clip(box: Box, shape: tuple[int, int] | None, where: str) -> Box:
@@ -143,11 +171,8 @@ def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
         anns, cats, images = data["annotations"], data.get("categories") or [], data.get("images") or []
     else:
         raise InputError(f"{where}: expected a COCO file with an 'annotations' list (or a list of annotations)")
-    known = {c.lower() for c in classes}
-    by_name = {}
-    for c in cats:
-        if isinstance(c, dict) and "id" in c and str(c.get("name", "")).lower() in known:
-            by_name[c["id"]] = str(c["name"])
+    named = {c["id"]: str(c["name"]) for c in cats
+             if isinstance(c, dict) and "id" in c and str(c.get("name") or "").strip()}
     image_ids = {a.get("image_id") for a in anns if isinstance(a, dict)}
     if image is not None:
         wanted = {image}
@@ -173,8 +198,8 @@ def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
             raise InputError(f"{here}: bbox must be [x, y, w, h], got {bbox!r}")
         x, y, w, h = (_num(v, f"{here} bbox") for v in bbox)
         cat = a["category_id"]
-        if cat in by_name:
-            cls = _class_of(by_name[cat], classes, here)
+        if cat in named:
+            cls = _class_of(named[cat], classes, f"{here} (category_id {cat})")
         elif isinstance(cat, int) and not isinstance(cat, bool):
             cls = cat
         else:
