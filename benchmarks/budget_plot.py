@@ -6,9 +6,8 @@ Reads every row of each run's ``results.jsonl`` (runs made with different ``--me
 ``--labels`` into one folder, or several folders), summarises them the way ``dipseg bench``
 does (dataset mIoU from one confusion matrix per method and setting), prints a Markdown table
 of every setting with the reference method's margin over the best other method, and plots
-mIoU against labelled pixels per class, one panel per sampler. A method measured at only
-some budgets of a sampler is drawn as points, not a line, so no line spans a budget it
-was not run at.
+mIoU against labelled pixels per class, one panel per sampler (``dipseg bench``'s own
+plot: a method measured at only some budgets of a sampler is drawn as points).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import json
 from collections import OrderedDict
 from pathlib import Path
 
-from dipseg.eval.report import summarize
+from dipseg.eval.report import plot_miou_vs_budget, summarize
 
 
 def read_rows(folders: list[Path]) -> list[dict]:
@@ -61,33 +60,8 @@ def main() -> None:
         print(f"| {sampler}:{budget} | {images} | "
               + " | ".join(f"{got[m]['miou']:.2f}" if m in got else "-" for m in methods) + f" | {margin} |")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    samplers = list(OrderedDict.fromkeys(s for s, _ in settings))
-    fig, axes = plt.subplots(1, len(samplers), figsize=(5.6 * len(samplers), 4.4), squeeze=False)
-    for ax, sampler in zip(axes[0], samplers):
-        all_budgets = {b for s, b in settings if s == sampler}
-        for i, m in enumerate(methods):
-            pts = sorted((float(b), cell[(m, sampler, b)]["miou"]) for b in all_budgets if (m, sampler, b) in cell)
-            if not pts:
-                continue
-            x, y = zip(*pts)
-            style = "o-" if len(pts) == len(all_budgets) else "o"
-            ax.plot(x, y, style, color=f"C{i}", label=m, ms=6)
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled pixels per class")
-        ax.set_ylabel("dataset mIoU (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(sampler)
-        ax.grid(True, alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    plt.close(fig)
+    plot_miou_vs_budget(summary, args.out)
     print(f"wrote {args.out}")
 
 

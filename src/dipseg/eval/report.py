@@ -138,6 +138,8 @@ def _method_colours(methods: Sequence[str]) -> dict[str, Any]:
 def plot_miou_vs_budget(summary: list[dict], path: Path) -> Path:
     """mIoU against labelled pixels per class (log x): one panel per sampler, one line per method.
 
+    A method measured at only some of a panel's budgets is drawn as points, not a line.
+
     Real scribbles have no budget: their panel is a bar per method and scribble set,
     labelled with the mean labelled pixels per class.
     """
@@ -168,11 +170,14 @@ def plot_miou_vs_budget(summary: list[dict], path: Path) -> Path:
             ])
             ax.set_xlabel("real scribbles")
         else:
+            budgets = {str(s["budget"]) for s in rows}
             for m in methods:
                 pts = sorted((float(s["budget"]), s["miou"]) for s in rows if s["method"] == m)
                 if pts:
                     x, y = zip(*pts)
-                    ax.plot(x, y, "o-", color=colours[m], label=m)
+                    # A method run at only some of the panel's budgets gets points: a line
+                    # would claim the budgets between them.
+                    ax.plot(x, y, "o-" if len(pts) == len(budgets) else "o", color=colours[m], label=m)
             if all(float(s["budget"]) > 0 for s in rows):
                 ax.set_xscale("log")  # budgets span decades; box modes have budget 0, kept linear
             ax.set_xlabel("labelled pixels per class")
