@@ -131,3 +131,62 @@ def test_boxes_of_two_classes_over_the_whole_image(method):
     assert seg.classes.shape == gt.shape and set(np.unique(seg.classes)) <= {0, 1, 2}
     for b in boxes:
         assert not ((seg.classes == b.cls) & ~box_union([b], gt.shape)).any()
+
+
+def test_box_class_prior_favours_a_tight_box_inside_it():
+    from dipseg.dip.boxterm import box_class_prior
+
+    boxes = [Box(1, 2, 2, 6, 6)]
+    prior = box_class_prior(boxes, np.array([0, 1]), (8, 8), (8, 8), strength=10.0, inside=4.0)
+    assert (prior[0] == 0).all()  # the background: neither penalty nor bonus
+    assert (prior[1, 2:6, 2:6] == 4.0).all() and (prior[1][~box_union(boxes, (8, 8))] == -10.0).all()
+    loose = box_class_prior(boxes, np.array([0, 1]), (8, 8), (8, 8), strength=10.0)
+    assert (loose[1, 2:6, 2:6] == 0).all()
+
+
+def test_tight_boxes_keep_background_coloured_parts_of_the_object():
+    """The object's lower part is as dark as the ground below its box: as a drawn box's
+    margin could be, it goes to the background; told the box is tight, the fit keeps
+    more of it, and still nothing outside the box."""
+    rng = np.random.default_rng(0)
+    img = np.full((48, 64, 3), (40, 150, 60), float)
+    img[38:48, :] = (30, 30, 30)  # dark ground
+    img[10:38, 16:48] = (220, 60, 50)  # the object...
+    img[26:38, 16:48] = (30, 30, 30)  # ...whose lower part is as dark as the ground
+    img = np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+    before = img.copy()
+    boxes = [(8, 16, 10, 48, 38)]
+    loose = dipseg.segment(img, boxes=boxes, seed=1, **FAST)
+    tight = dipseg.segment(img, boxes=boxes, seed=1, tight_boxes=True, **FAST)
+    assert np.array_equal(img, before)
+    assert loose.info["tight_boxes"] is False and tight.info["tight_boxes"] is True
+    dark = (tight.classes[26:38, 16:48] == 8).mean()
+    assert dark > (loose.classes[26:38, 16:48] == 8).mean() + 0.1
+    assert (tight.classes[10:26, 16:48] == 8).all() and (tight.classes[38:] == 0).all()
+    grabcut = dipseg.segment(img, boxes=boxes, method="grabcut", tight_boxes=True)
+    assert grabcut.info["tight_boxes"] is True  # recorded; GrabCut's rectangle mode has no use for it
+
+
+@pytest.mark.parametrize("method", ["grabcut", "dipseg"])
+def test_tight_boxes_is_checked(method):
+    img, _, boxes = two_objects()
+    labels = np.full((40, 40), IGNORE)
+    labels[0, 0], labels[14, 14] = 0, 1
+    with pytest.raises(ValueError, match="no boxes were given"):
+        dipseg.segment(img, labels, method, tight_boxes=True)
+    with pytest.raises(ValueError, match="tight_boxes must be True or False"):
+        dipseg.segment(img, None, method, boxes=boxes, tight_boxes="yes")
+
+
+def test_tight_boxes_walk_trusts_its_prior_more_only_without_object_seeds():
+    from dipseg.dip.refine import walk_strength
+
+    cfg = FitConfig()
+    boxes = [Box(1, 2, 2, 6, 6)]
+    labels = box_labels(boxes, (8, 8), np.full((8, 8), IGNORE))
+    ids = np.array([0, 1])
+    assert walk_strength(labels, ids, cfg, boxes, tight=True) == cfg.box_tight_refine_strength
+    assert walk_strength(labels, ids, cfg, boxes) == cfg.box_refine_strength
+    labels[3, 3] = 1  # a click on the object: its seeds are trusted as with drawn boxes
+    assert walk_strength(labels, ids, cfg, boxes, tight=True) == cfg.box_refine_strength
+    assert cfg.box_tight_refine_strength != cfg.box_refine_strength

@@ -548,7 +548,11 @@ def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_
         page.evaluate("window.dipseg.setBrushSize(3)")
         _stroke(page, [(40, 28), (52, 34)])
         assert set(page.evaluate("window.dipseg.labelCounts()")) == {"12"}
-        page.click("#segment")
+        page.check("[data-testid=tight-boxes]")  # the box above was drawn touching the object
+        with page.expect_request(lambda r: r.url.endswith("/segment") and r.method == "POST") as sent:
+            page.click("#segment")
+        body = json.loads(sent.value.post_data)
+        assert body["tight_boxes"] is True and len(body["boxes"]) == 1
         page.wait_for_selector("#app[data-fit=done]", timeout=90000)
         assert app.get_attribute("data-mask") == "final"
         with page.expect_download() as info:

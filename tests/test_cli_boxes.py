@@ -65,3 +65,19 @@ def test_bad_box_file_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2 and "outside" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = _run(str(img), "-o", str(tmp_path / "out"))
     assert r.returncode == 2 and "--labels FILE, --boxes FILE or both" in r.stderr
+
+
+def test_tight_boxes_flag(tmp_path):
+    img = _image(tmp_path)
+    csv = tmp_path / "b.csv"
+    csv.write_text("class,x0,y0,x1,y1\ncat,20,10,45,30\n")
+    r = _run(str(img), "--boxes", str(csv), "--tight-boxes", "-n", "10", "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "out" / "photo_meta.json").read_text())
+    assert meta["info"]["tight_boxes"] is True
+    mask = np.asarray(Image.open(tmp_path / "out" / "photo_mask.png"))
+    assert (mask[10:30, 20:45] == 8).mean() > 0.9 and (mask[:8] == 0).all()
+    labels = tmp_path / "l.png"
+    Image.fromarray(np.where(np.arange(60)[None, :].repeat(40, 0) < 5, 0, 255).astype(np.uint8)).save(labels)
+    r = _run(str(img), "--labels", str(labels), "--tight-boxes", "-o", str(tmp_path / "out2"))
+    assert r.returncode == 2 and "--tight-boxes" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -48,6 +48,11 @@ def test_bad_config():
             FitConfig(**{field: bad})
     with pytest.raises(ValueError, match="box_tightness=-1"):
         FitConfig(box_tightness=-1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="box_inside must be a finite number"):
+            FitConfig(box_inside=bad)
+    with pytest.raises(ValueError, match="box_tight_refine_strength must be > 0"):
+        FitConfig(box_tight_refine_strength=0.0)
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dipseg.boxes import Box
-from dipseg.eval.boxlabels import MIN_COMPONENT, box_error, box_job_labels, gt_boxes
+from dipseg.eval.boxlabels import MIN_COMPONENT, box_error, box_job_labels, boxes_are_tight, gt_boxes
 from dipseg.eval.report import summarize, write_summary
 from dipseg.eval.specs import parse_label_specs
 from dipseg.labels import IGNORE
@@ -45,6 +45,11 @@ def test_voc_one_tight_box_per_component_small_ones_dropped():
     assert sorted(b.as_list() for b in boxes) == sorted([[8, 50.0, 5.0, 60.0, 15.0], [15, 5.0, 5.0, 25.0, 24.0],
                                                          [15, 40.0, 30.0, 70.0, 50.0]])
     assert MIN_COMPONENT == 100 and all(o.sum() >= MIN_COMPONENT for o in objects)
+    for b, o in zip(boxes, objects):  # tight: the component touches all four sides
+        r0, r1, c0, c1 = b.pixels()
+        crop = o[r0:r1, c0:c1]
+        assert crop[0].any() and crop[-1].any() and crop[:, 0].any() and crop[:, -1].any()
+    assert boxes_are_tight("voc") and not boxes_are_tight("grabcut") and not boxes_are_tight("coco-mval")
 
 
 def test_box_clicks_are_inside_the_object_and_seeded():

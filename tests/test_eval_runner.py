@@ -331,3 +331,16 @@ def test_second_run_on_same_out_is_refused(voc, tmp_path):
     with RunLock(out):
         with pytest.raises(ValueError, match="another dipseg bench is running"):
             sweep(voc, out, methods="grabcut")
+
+
+def test_box_rows_are_given_tight_and_old_ones_are_not_resumed(voc, tmp_path):
+    out = tmp_path / "box"
+    report = sweep(voc, out, methods="grabcut", labels=["box"], limit=1)
+    assert report.ran == 1
+    rows = read_rows(out)
+    assert rows[0]["tight_boxes"] is True and rows[0]["boxes"] >= 1
+    # a row written before VOC's boxes were given as tight lacks the field: not resumed silently
+    del rows[0]["tight_boxes"]
+    (out / "results.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(ValueError, match="before its boxes were given as tight"):
+        sweep(voc, out, methods="grabcut", labels=["box"], limit=1)

@@ -119,6 +119,9 @@ def test_malformed_requests_get_json_4xx(web_folder, web_out):
             assert_error(c.post(url, json={"labels": {"width": W, "height": H, "rle": rle}}), 422)
         assert_error(c.post(url, json={"labels": {"width": "64", "height": H, "rle": [0, H * W]}}), 422)
         assert_error(c.post(url, json=dict(wire(lab), warm_start="yes")), 422)
+        assert "tight_boxes must be" in assert_error(
+            c.post(url, json=dict(wire(lab), boxes=[[1, 2, 2, 20, 20]], tight_boxes="yes")), 422)
+        assert "no 'boxes'" in assert_error(c.post(url, json=dict(wire(lab), tight_boxes=True)), 422)
         assert_error(c.post(url, json={"labels": "data:image/png;base64,@@@"}), 422)
         assert_error(c.post(url, json={"labels": base64.b64encode(b"not a png").decode()}), 422)
         assert_error(c.post(url, json={"labels": "data:image/png;base64," + base64.b64encode(huge_png_header(64, 48)).decode()}), 422)

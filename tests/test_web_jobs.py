@@ -87,6 +87,24 @@ def test_warm_start_only_with_the_same_classes(web_api, monkeypatch):
     assert seen == [False, True, False, False]
 
 
+def test_tight_boxes_reach_the_fit(web_api, monkeypatch):
+    seen = []
+    real = jobs_module.segment
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["tight_boxes"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "segment", spy)
+    url = "/api/images/img1.png/segment"
+    box = [[15, 2, 2, 30, 30]]
+    for tight in (True, False):
+        evs = sse_events(web_api.post(url, json={"boxes": box, "tight_boxes": tight}).text)
+        assert evs[-1][0] == "done", evs[-1]
+    assert sse_events(web_api.post(url, json={"boxes": box}).text)[-1][0] == "done"
+    assert seen == [True, False, False]
+
+
 def test_two_workers_fit_with_one_thread_each(web_folder, web_out):
     with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, workers=2, queue_size=1)) as c:
         assert c.get("/api/jobs").json() == {"jobs": [], "capacity": 3, "workers": 2}

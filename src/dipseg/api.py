@@ -256,6 +256,7 @@ def segment(
     *,
     boxes: Any = None,
     background: int = 0,
+    tight_boxes: bool = False,
     preset: str | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -284,6 +285,11 @@ def segment(
         of boxes is in docs/boxes.md (GrabCut: its rectangle mode, one run per box).
     background : int
         The class outside every box (0, VOC's background).
+    tight_boxes : bool
+        The boxes touch their objects on all four sides, as the boxes of detection data
+        (Pascal VOC, COCO) and boxes derived from masks do; False (the default) for boxes
+        drawn around an object with some margin. DIPSEG then favours each box's class
+        inside its boxes (``FitConfig.box_inside``); the baselines make no use of it.
     preset : str, optional
         DIPSEG preset (default :data:`dipseg.dip.presets.DEFAULT_PRESET`).
     seed : int
@@ -311,7 +317,8 @@ def segment(
     ValueError
         Bad image or labels, unknown method, preset or device name, a seed outside
         ``0 .. MAX_SEED``, fewer than one thread, DIPSEG options given to a baseline, or a
-        bad box (outside the image, empty or inverted, a negative or background class).
+        bad box (outside the image, empty or inverted, a negative or background class), or
+        ``tight_boxes`` that is not a bool or comes without boxes.
     """
     name, preset_name = parse_method(method, preset)
     seed = check_seed(seed)
@@ -324,6 +331,10 @@ def segment(
     if isinstance(background, bool) or not isinstance(background, (int, np.integer)) or background < 0:
         raise ValueError(f"background must be a class id >= 0, got {background!r}")
     box_list = validate_boxes(boxes, shape, background=int(background))
+    if not isinstance(tight_boxes, (bool, np.bool_)):
+        raise ValueError(f"tight_boxes must be True or False, got {tight_boxes!r}")
+    if tight_boxes and not box_list:
+        raise ValueError("tight_boxes=True says how boxes were drawn, but no boxes were given: pass boxes or drop it")
     if box_list:
         user = np.full(shape, IGNORE, np.int64) if labels is None else validate_labels(labels, shape=shape,
                                                                                        allow_empty=True)
@@ -347,11 +358,12 @@ def segment(
         res = fit(
             image, labels, p.network, p.fit, seed=seed, device=device, callback=callback,
             preview_every=preview_every, warm_start=warm_start, threads=threads,
-            boxes=box_list or None, background=int(background),
+            boxes=box_list or None, background=int(background), tight_boxes=bool(tight_boxes),
         )
         info = {"iterations": res.iterations, "stopped": res.stopped, "losses": res.losses}
         if box_list:
             info["boxes"] = [b.as_list() for b in box_list]
+            info["tight_boxes"] = bool(tight_boxes)
         return Segmentation(
             res.classes, res.probabilities, res.class_ids, name, preset_name, seed,
             time.perf_counter() - t0, config_dict(p.network, p.fit), info=info, message=message, state=res.state,
@@ -362,7 +374,7 @@ def segment(
         raise ValueError(f"method {name!r} takes no DIPSEG options, got {options}")
     if box_list:
         classes = METHODS[name].box_function()(image, labels, box_list, seed=seed, background=int(background))
-        info = {"boxes": [b.as_list() for b in box_list]}
+        info = {"boxes": [b.as_list() for b in box_list], "tight_boxes": bool(tight_boxes)}
     else:
         classes = METHODS[name].function()(image, labels, seed=seed)
         info = {}

@@ -101,6 +101,7 @@ def run_segment(
     figure_steps: Optional[str] = None,
     boxes_path: Optional[Path] = None,
     box_format: str = "auto",
+    tight_boxes: bool = False,
 ) -> dict:
     """Segment one image file with a label file and/or a box file; write mask, overlay and metadata.
 
@@ -137,6 +138,8 @@ def run_segment(
         steps = parse_steps(figure_steps, iterations if iterations is not None else get_preset(preset_name).fit.iterations)
     if labels_path is None and boxes_path is None:
         raise ValueError("give --labels FILE, --boxes FILE or both")
+    if tight_boxes and boxes_path is None:
+        raise ValueError("--tight-boxes says how the boxes of --boxes FILE were drawn: give --boxes FILE or drop it")
     from ..boxio import FORMATS as BOX_FORMATS
 
     if box_format not in BOX_FORMATS:
@@ -211,7 +214,8 @@ def run_segment(
         every = 1
     try:
         seg = segment(image, labels, method, preset=preset_name, seed=seed, device=device, callback=callback,
-                      preview_every=every, threads=threads, boxes=boxes, **overrides)
+                      preview_every=every, threads=threads, boxes=boxes, tight_boxes=bool(tight_boxes and boxes),
+                      **overrides)
     finally:
         if bar is not None:
             bar.close()
@@ -294,6 +298,9 @@ def segment_cmd(
                                          help="Object boxes: Pascal VOC XML, COCO JSON (bbox x,y,w,h) or CSV class,x0,y0,x1,y1; "
                                               "with or without --labels. Also writes annotations.json (COCO, RLE). See docs/boxes.md."),
     box_format: str = typer.Option("auto", "--box-format", metavar="NAME", help="auto (by suffix), voc, coco or csv."),
+    tight_boxes: bool = typer.Option(False, "--tight-boxes",
+                                     help="The boxes touch their objects on every side, as detection data's (VOC, COCO) do; "
+                                          "without it boxes are taken as drawn with a margin. See docs/boxes.md."),
     unlabelled: Optional[str] = typer.Option(None, "--unlabelled", metavar="VALUE", help=UNLABELLED_HELP),
     label_format: str = typer.Option("auto", "--label-format", metavar="NAME",
                                      help="Index PNG convention: auto (recognise GrabCut scribbles, else voc), voc or grabcut."),
@@ -327,4 +334,4 @@ def segment_cmd(
         run_segment(image, labels, out, method, preset, iterations, rgb_weight, seed, device, max_pixels,
                     num_classes, probs, threads, unlabelled=unlabelled, label_format=label_format, classes_file=classes,
                     progress_figure=progress_figure, figure_steps=figure_steps, boxes_path=boxes,
-                    box_format=box_format)
+                    box_format=box_format, tight_boxes=tight_boxes)

@@ -41,24 +41,28 @@ def work_slices(box: Box, full_shape: tuple[int, int], shape: tuple[int, int]) -
 
 
 def box_class_prior(boxes: Sequence[Box], class_ids: np.ndarray, full_shape: tuple[int, int],
-                    shape: tuple[int, int], strength: float) -> np.ndarray:
-    """Log-prior ``(k, h, w)`` float32: ``-strength`` for a box class outside all of its boxes, else 0.
+                    shape: tuple[int, int], strength: float, inside: float = 0.0) -> np.ndarray:
+    """Log-prior ``(k, h, w)`` float32: ``-strength`` for a box class outside all of its boxes, ``+inside`` inside them.
 
-    Classes without boxes (the background, a class given by clicks only) get no penalty.
+    Classes without boxes (the background, a class given by clicks only) get neither.
+    ``inside`` is for tight boxes (``FitConfig.box_inside``): the object fills most of such
+    a box, so its class is favoured there over the background, whose colours may recur
+    inside the object.
     """
     k = len(class_ids)
     prior = np.zeros((k, *shape), np.float32)
-    if strength <= 0:
+    if strength <= 0 and inside <= 0:
         return prior
     for i, c in enumerate(class_ids):
         own = [b for b in boxes if b.cls == int(c)]
         if not own:
             continue
-        inside = np.zeros(shape, bool)
+        within = np.zeros(shape, bool)
         for b in own:
             r0, r1, c0, c1 = work_slices(b, full_shape, shape)
-            inside[r0:r1, c0:c1] = True
-        prior[i][~inside] = -strength
+            within[r0:r1, c0:c1] = True
+        prior[i][~within] = -strength
+        prior[i][within] = inside
     return prior
 
 

@@ -230,6 +230,7 @@ def fit(
     threads: int | None = None,
     boxes: Sequence[Box] | None = None,
     background: int = 0,
+    tight_boxes: bool = False,
 ) -> FitResult:
     """Fit DIPSEG to one image and label every pixel.
 
@@ -268,6 +269,11 @@ def fit(
         boxes and pushed to touch every row and column of them (:mod:`dipseg.dip.boxterm`).
     background : int
         The class of pixels outside every box.
+    tight_boxes : bool
+        The boxes touch their objects on all four sides (boxes of detection data, or
+        derived from masks), rather than being drawn around them with a margin: the
+        full-resolution stage then favours each box's class inside its boxes by
+        ``config.box_inside`` nats (:func:`dipseg.dip.refine.spatial_prior`).
 
     Returns
     -------
@@ -309,7 +315,7 @@ def fit(
         # core while the network trains, instead of after it.
         logits_box: Future = Future()
         job = _prepare_pool().submit(_prepare_then_finish, image, labels, class_ids, config, seed, should_stop,
-                                     boxes, logits_box, background)
+                                     boxes, logits_box, background, tight_boxes)
 
         def finish(logits):
             logits_box.set_result(logits)
@@ -318,7 +324,7 @@ def fit(
         try:
             with torch_threads(threads - 1):
                 return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every,
-                            warm_start, t0, finish, boxes, user, background)
+                            warm_start, t0, finish, boxes, user, background, tight_boxes)
         finally:
             if not logits_box.done():  # the fit failed or was cancelled: no refinement wanted
                 logits_box.set_result(None)
@@ -326,13 +332,14 @@ def fit(
     with torch_threads(threads):
         return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
                     lambda logits: finish_full_resolution(
-                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background),
+                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background,
+                                                tight_boxes),
                         logits, should_stop),
-                    boxes, user, background)
+                    boxes, user, background, tight_boxes)
 
 
 def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, boxes, logits_box: Future,
-                         background: int):
+                         background: int, tight_boxes: bool = False):
     """The whole full-resolution stage on one worker thread: prepare, wait for the logits, finish.
 
     Everything the stage allocates is also freed on this thread: arrays made on one thread
@@ -340,7 +347,8 @@ def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, bo
     memory grew by ~50 MiB per fit (docs/performance.md).
     """
     try:
-        prepared = prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background)
+        prepared = prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background,
+                                           tight_boxes)
     except Stopped:
         prepared = None
     logits = logits_box.result()
@@ -371,7 +379,8 @@ def _prepare_pool() -> ThreadPoolExecutor:
 
 
 def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_every, warm_start, t0,
-         finish: Callable, boxes: list = (), user: np.ndarray | None = None, background: int = 0) -> FitResult:
+         finish: Callable, boxes: list = (), user: np.ndarray | None = None, background: int = 0,
+         tight_boxes: bool = False) -> FitResult:
     H, W = image.shape[:2]
     k = len(class_ids)
     h, w = fit_shape((H, W), network, cfg)
@@ -411,6 +420,8 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     model.train()
     prior_t = None
     if (cfg.box_outside > 0) if boxes else (cfg.box_prior > 0):
+        # without box_inside: the network learns the object's extent from the tightness term;
+        # the bonus in the fit as well was worse (docs/boxes.md)
         prior_t = torch.from_numpy(spatial_prior(labels, class_ids, (h, w), cfg, boxes, background=background))[None].to(dev)
     if boxes and cfg.box_fit_colour > 0:
         small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
@@ -433,7 +444,7 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         # A first answer in milliseconds, before the network has learnt anything: the
         # labels diffused along image edges under the box prior, at working resolution.
         small = (image_t[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        quick = quick_preview(small, labels, class_ids, cfg, boxes, background)
+        quick = quick_preview(small, labels, class_ids, cfg, boxes, background, tight_boxes)
         if callback(Progress(0, cfg.iterations, _no_losses(), quick, time.perf_counter() - t0)) is False:
             stopped = "cancelled"
     pairwise = PairwisePotts(image_t, cfg.pairwise_sigma) if cfg.pairwise_weight > 0 else None

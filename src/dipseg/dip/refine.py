@@ -255,14 +255,16 @@ def random_walk_refine(
 
 
 def spatial_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, int], cfg: FitConfig,
-                  boxes=(), strength: float | None = None, background: int = 0) -> np.ndarray:
+                  boxes=(), strength: float | None = None, background: int = 0, tight: bool = False) -> np.ndarray:
     """The fit's spatial log-prior ``(k, h, w)`` at ``shape``: from the user's boxes if any, else the label-box prior.
 
     With boxes, :func:`dipseg.dip.boxterm.box_class_prior` (``cfg.box_outside`` nats, or
-    ``strength``); without, :func:`dipseg.dip.priors.box_prior` (``cfg.box_prior``, or ``strength``).
+    ``strength``; with ``tight`` boxes also ``cfg.box_inside`` nats inside them); without,
+    :func:`dipseg.dip.priors.box_prior` (``cfg.box_prior``, or ``strength``).
     """
     if boxes:
-        return box_class_prior(boxes, class_ids, labels.shape, shape, cfg.box_outside if strength is None else strength)
+        return box_class_prior(boxes, class_ids, labels.shape, shape, cfg.box_outside if strength is None else strength,
+                               cfg.box_inside if tight else 0.0)
     return label_box_prior(labels, class_ids, shape, cfg, strength, background)
 
 
@@ -278,7 +280,7 @@ def label_box_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int,
 
 
 def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
-                  boxes=(), background: int = 0) -> np.ndarray:
+                  boxes=(), background: int = 0, tight: bool = False) -> np.ndarray:
     """Class map from the box prior and a random walk alone, no network: milliseconds.
 
     Parameters
@@ -294,6 +296,8 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
         background outside them.
     background : int
         The background class (free under the label-box prior).
+    tight : bool
+        The boxes are tight (:func:`spatial_prior`).
 
     Returns
     -------
@@ -302,16 +306,16 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     """
     h, w = small.shape[:2]
     strength = max(cfg.box_outside, 1.0) if boxes else max(cfg.box_prior, 1.0)
-    prior = spatial_prior(labels, class_ids, (h, w), cfg, boxes, strength, background)
+    prior = spatial_prior(labels, class_ids, (h, w), cfg, boxes, strength, background, tight)
     prior = np.exp(prior - prior.max(0, keepdims=True))
     prior /= prior.sum(0, keepdims=True)
     prob = random_walk_refine(small, np.moveaxis(prior, 0, -1), downscale_labels(labels, (h, w)), class_ids,
-                              walk_strength(labels, class_ids, cfg, boxes), cfg.refine_beta)
+                              walk_strength(labels, class_ids, cfg, boxes, tight), cfg.refine_beta)
     return class_ids[prob.argmax(-1)]
 
 
 def _priors_and_rounds(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, seed: int,
-                       boxes=(), background: int = 0) -> tuple[np.ndarray | None, "BoxRounds | None"]:
+                       boxes=(), background: int = 0, tight: bool = False) -> tuple[np.ndarray | None, "BoxRounds | None"]:
     """The log-prior at ``image``'s size and what the colour rounds need, sharing their parts.
 
     Returns
@@ -327,7 +331,7 @@ def _priors_and_rounds(image: np.ndarray, labels: np.ndarray, class_ids: np.ndar
     shape = image.shape[:2]
     spatial = None
     if (cfg.box_outside > 0) if boxes else (cfg.box_prior > 0):
-        spatial = spatial_prior(labels, class_ids, shape, cfg, boxes, background=background)
+        spatial = spatial_prior(labels, class_ids, shape, cfg, boxes, background=background, tight=tight)
     if cfg.colour_weight <= 0:
         return spatial, None
     features = lab_features(image)
@@ -344,14 +348,18 @@ def _priors_and_rounds(image: np.ndarray, labels: np.ndarray, class_ids: np.ndar
     return prior, BoxRounds(n, spatial, features, weight if boxes else cfg.colour_weight, class_ids, cfg, seed)
 
 
-def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=()) -> float:
+def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=(), tight: bool = False) -> float:
     """The random walk's trust in its prior for these labels (``FitConfig.refine_*strength``).
 
-    With boxes ``cfg.box_refine_strength``; else ``cfg.refine_strength``, moved towards
+    With boxes ``cfg.box_refine_strength``, or ``cfg.box_tight_refine_strength`` for tight
+    boxes without a labelled pixel of any box's class (with such seeds the walk does better
+    trusting them, as with loose boxes); else ``cfg.refine_strength``, moved towards
     ``cfg.refine_dense_strength`` (if set) as the labels' coverage rises through
     ``[refine_dense_from, refine_dense_to]``: dense labels are trusted further from themselves.
     """
     if boxes:
+        if tight and not np.isin(labels, [b.cls for b in boxes]).any():
+            return cfg.box_tight_refine_strength
         return cfg.box_refine_strength
     if cfg.refine_dense_strength is None:
         return cfg.refine_strength
@@ -461,7 +469,7 @@ class BoxRounds:
 
 def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig,
                             seed: int, should_stop: Callable[[], bool] | None = None, boxes=(),
-                            background: int = 0) -> Prepared:
+                            background: int = 0, tight_boxes: bool = False) -> Prepared:
     """Everything of the full-resolution stage that depends on the image and labels only.
 
     A fit runs this while its network trains, on a second thread when it has one
@@ -484,6 +492,10 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         The user's boxes; ``labels`` then already holds the background outside them.
     background : int
         The background class, which the label-box prior leaves free (``cfg.box_free_background``).
+    tight_boxes : bool
+        The boxes touch their objects on every side: ``cfg.box_inside`` favours each box's
+        class inside its boxes (:func:`spatial_prior`), and the walk's strength is
+        ``cfg.box_tight_refine_strength``.
 
     Returns
     -------
@@ -497,9 +509,9 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         rs = working_shape((H, W), cfg.refine_size)
         small = cv2.resize(image, (rs[1], rs[0]), interpolation=cv2.INTER_AREA) if rs != (H, W) else image
         _check(should_stop)
-        prior, rounds = _priors_and_rounds(small, labels, class_ids, cfg, seed, boxes, background)
+        prior, rounds = _priors_and_rounds(small, labels, class_ids, cfg, seed, boxes, background, tight_boxes)
         _check(should_stop)
-        strength = walk_strength(labels, class_ids, cfg, boxes)
+        strength = walk_strength(labels, class_ids, cfg, boxes, tight_boxes)
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
@@ -511,7 +523,7 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds,
                         cfg.refine_cut if two else 0.0, cfg.refine_cut_walk, connected)
     _check(should_stop)
-    prior, rounds = _priors_and_rounds(image, labels, class_ids, cfg, seed, boxes, background)
+    prior, rounds = _priors_and_rounds(image, labels, class_ids, cfg, seed, boxes, background, tight_boxes)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
     return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg, boxes), rounds)
 

@@ -10,7 +10,10 @@ The rules (also in docs/boxes.md):
 * **VOC** (instance masks are not in ``../shared``): one box per 8-connected component of
   each object class, the component's tight box; components of fewer than
   :data:`MIN_COMPONENT` pixels are dropped (their pixels then lie outside every box and
-  count as errors unless another box covers them). Void (255) pixels belong to no component;
+  count as errors unless another box covers them). Void (255) pixels belong to no component.
+  These boxes are **tight** (each touches its component on all four sides, as a detection
+  data set's boxes do) and are given to the methods as such (``segment(...,
+  tight_boxes=True)``; :func:`boxes_are_tight`); the enlarged boxes above are not;
 * ``box+clicks:N`` adds ``N`` pixels drawn uniformly (seeded by
   :func:`dipseg.eval.specs.label_seed`) from the object's scored pixels *inside each box*:
   the object's pixels (one-object sets) or the box's component (VOC).
@@ -77,6 +80,11 @@ def gt_boxes(gt: np.ndarray, dataset: str, void: int = 255) -> tuple[list[Box], 
             boxes.append(_box_of(m, int(c), 0.0))
             objects.append(m)
     return boxes, objects
+
+
+def boxes_are_tight(dataset: str) -> bool:
+    """Whether the boxes :func:`gt_boxes` draws for ``dataset`` touch their objects on every side."""
+    return dataset not in ONE_OBJECT
 
 
 def box_job_labels(gt: np.ndarray, dataset: str, sampler: str, clicks: int, seed: int,

@@ -23,7 +23,7 @@ from ..labels import IGNORE
 from ..samplers import sample_labels
 from .datasets import open_dataset
 from .metrics import confusion_matrix
-from .boxlabels import BOX_SAMPLERS, box_error, box_job_labels
+from .boxlabels import BOX_SAMPLERS, box_error, box_job_labels, boxes_are_tight
 from .specs import SCRIBBLES, MethodSpec, label_seed
 
 
@@ -149,6 +149,7 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
         labels = np.zeros(sample.gt.shape, np.int64)
     seg = segment(sample.image, labels if (labels != IGNORE).any() else None, m.method, preset=m.preset,
                   seed=int(job.seed), device=ctx.device, boxes=boxes or None,
+                  tight_boxes=bool(boxes) and boxes_are_tight(ctx.dataset),
                   threads=ctx.threads if m.is_dipseg else None, network=dict(m.network_overrides) or None,
                   **dict(m.overrides))
     conf = confusion_matrix(sample.gt, seg.classes, ctx.num_classes, void=sample.void)
@@ -184,6 +185,7 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
     if boxes is not None:
         errors, scored = box_error(sample.gt, seg.classes, boxes, sample.void)
         row["boxes"] = len(boxes)
+        row["tight_boxes"] = boxes_are_tight(ctx.dataset)
         row["box_errors"], row["box_pixels"] = errors, scored
     mask = None
     if sample.id in ctx.example_ids and int(job.seed) == ctx.example_seed:

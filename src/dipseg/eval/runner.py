@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 from ..api import check_device_name, check_seed
 from ..io import write_mask
 from . import executors as ex
+from .boxlabels import BOX_SAMPLERS, boxes_are_tight
 from .datasets import DATASETS, default_root
 from .jobs import DatasetSource, Job, JobContext, job_key, row_key
 from .report import example_dir, plot_examples, plot_miou_vs_budget, summarize, write_summary
@@ -196,6 +197,7 @@ def run_bench(
         report.dropped = results.dropped
         if results.dropped:
             log(f"results.jsonl: dropped {results.dropped} incomplete or duplicate line(s) (an interrupted write)")
+        _refuse_untight_box_rows(rows, wanted, results.path)
         todo = [j for j in jobs if job_key(dataset, j) not in results.keys]
         report.skipped = len(jobs) - len(todo)
         if report.skipped:
@@ -266,6 +268,19 @@ def _example_setting(settings: list[tuple[str, int | str]]) -> tuple[str, int | 
     first = settings[0][0]
     budgets = [b for s, b in settings if s == first]
     return first, budgets[len(budgets) // 2]
+
+
+def _refuse_untight_box_rows(rows: list[dict], wanted: set, path: Path) -> None:
+    """Refuse to resume box rows from before boxes were given as tight (2026-12-07).
+
+    They were fitted without ``tight_boxes`` on a data set whose boxes now are tight
+    (:func:`dipseg.eval.boxlabels.boxes_are_tight`): resuming would mix two protocols.
+    """
+    old = [r for r in rows if r.get("sampler") in BOX_SAMPLERS and "tight_boxes" not in r
+           and boxes_are_tight(r["dataset"]) and row_key(r) in wanted]
+    if old:
+        raise ValueError(f"{path} holds {len(old)} box row(s) of {old[0]['dataset']} fitted before its boxes were "
+                         f"given as tight (dipseg 2026-12-07): write this run into a new --out folder")
 
 
 def _job_text(job: Job) -> str:

@@ -191,8 +191,11 @@ class JobQueue:
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
-    def submit(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=None) -> Job:
+    def submit(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=None,
+               tight_boxes: bool = False) -> Job:
         """Admit a fit of ``image`` from ``labels`` (uint8, 255 = unlabelled) and ``boxes``; call on the event loop.
+
+        ``tight_boxes``: the boxes touch their objects on every side (:func:`dipseg.segment`).
 
         Raises
         ------
@@ -213,7 +216,7 @@ class JobQueue:
             job = Job(secrets.token_hex(8), entry.id, loop, position=max(0, busy + 1 - self.settings.workers))
             self.jobs[job.id] = job
             try:
-                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []))
+                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []), tight_boxes)
             except RuntimeError:
                 self.jobs.pop(job.id, None)
                 raise ShuttingDown("the server is shutting down") from None
@@ -249,7 +252,7 @@ class JobQueue:
                 self.states.popitem(last=False)
 
     def _run(self, job: Job, entry: ImageEntry, image: np.ndarray, labels8: np.ndarray, warm: bool,
-             boxes: list | None = None) -> None:
+             boxes: list | None = None, tight_boxes: bool = False) -> None:
         """Worker thread: one fit, reporting to ``job``; every exception goes to the client."""
         try:
             with self.lock:
@@ -269,7 +272,8 @@ class JobQueue:
             job.emit("start", {"job": job.id, "image": entry.id, "total": iterations,
                                "warm_start": state is not None, "preset": self.settings.preset,
                                "fit_width": size[1], "fit_height": size[0]})
-            seg = segment(image, labels, "dipseg", boxes=boxes or None, preset=self.settings.preset,
+            seg = segment(image, labels, "dipseg", boxes=boxes or None, tight_boxes=bool(tight_boxes and boxes),
+                          preset=self.settings.preset,
                           device=self.settings.device,
                           callback=self._callback(job), preview_every=max(1, iterations // PREVIEWS),
                           warm_start=state, threads=self.settings.threads,

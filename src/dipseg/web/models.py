@@ -152,6 +152,8 @@ class SegmentRequest(BaseModel):
 
     labels: LabelsIn | None = None
     boxes: BoxesIn | None = None
+    tight_boxes: bool = Field(False, description="the boxes touch their objects on every side (detection data); "
+                                                 "false for boxes drawn with a margin (docs/boxes.md)")
     warm_start: bool = True
 
 

@@ -35,6 +35,11 @@ async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageSt
     warm = body.get("warm_start", True)
     if not isinstance(warm, bool):
         raise InputError("warm_start must be true or false")
+    tight = body.get("tight_boxes", False)
+    if not isinstance(tight, bool):
+        raise InputError("tight_boxes must be true or false")
+    if tight and not body.get("boxes"):
+        raise InputError("tight_boxes says how the boxes were drawn, but no 'boxes' were sent: send boxes or drop it")
     image = await run_in_threadpool(store.load_image, entry)
     shape = image.shape[:2]
     labels = np.full(shape, UNLABELLED, np.uint8) if body.get("labels") is None else \
@@ -47,7 +52,7 @@ async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageSt
     jobs.check_fittable(image)
     store.set_labels(entry, labels)
     store.set_boxes(entry, boxes)
-    job = jobs.submit(entry, image, labels, warm, boxes)
+    job = jobs.submit(entry, image, labels, warm, boxes, tight)
     return StreamingResponse(jobs.stream(job), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

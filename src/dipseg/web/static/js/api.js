@@ -143,11 +143,13 @@ async function readEvents(resp, onEvent) {
 }
 
 // Resolves when the stream ends; aborting `signal` closes it, which cancels the fit on the server.
-export async function segment(id, labels, signal, onEvent, boxes) {
+// `tight`: the boxes touch their objects on every side (docs/boxes.md); sent only with boxes.
+export async function segment(id, labels, signal, onEvent, boxes, tight) {
+  const withBoxes = boxes && boxes.length;
   const resp = await send(`/api/images/${enc(id)}/segment`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify(boxes && boxes.length ? { labels, boxes } : { labels }),
+    body: JSON.stringify(withBoxes ? { labels, boxes, tight_boxes: !!tight } : { labels }),
     signal,
   });
   await readEvents(resp, onEvent);

@@ -523,7 +523,8 @@ async function runSegment() {
     const labels = encodeLabels();
     for (let attempt = 1; ; attempt++) {
       try {
-        await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d), encodeBoxes());
+        await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d), encodeBoxes(),
+          $("tight-boxes").checked);
         break;
       } catch (e) {
         // every fit slot is taken: wait as long as the server asks, then try again by itself
