@@ -152,3 +152,40 @@ def test_point_gap_leaves_blobs_and_many_points_alone():
     many = _points(25)  # 1 / 24 < 0.05: the spot margin stands
     np.testing.assert_array_equal(box_prior(many, ids[:2], (300, 300), point_gap=1.0, **kw),
                                   box_prior(many, ids[:2], (300, 300), **kw))
+
+
+def test_point_border_keeps_a_once_clicked_class_off_the_image_border_only():
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.presets import get_preset
+    from dipseg.dip.refine import label_box_prior
+
+    labels = np.full((100, 200), IGNORE)
+    labels[50, 100] = 3  # one click on an object
+    labels[20:60, 30] = 7  # a stroke: the box prior places it
+    labels[90, 5] = 0
+    before = labels.copy()
+    ids = np.array([0, 3, 7])
+    cfg = FitConfig(box_prior=3.0, point_border=2.0, point_border_band=0.1)
+    prior = label_box_prior(labels, ids, (50, 100), cfg)
+    plain = label_box_prior(labels, ids, (50, 100), FitConfig(box_prior=3.0))
+    assert np.array_equal(labels, before)
+    diff = prior - plain
+    band = np.zeros((50, 100), bool)
+    band[:5], band[-5:], band[:, :10], band[:, -10:] = True, True, True, True
+    assert np.all(diff[1][band] == -2.0) and np.all(diff[1][~band] == 0)  # the clicked class, in the band only
+    assert np.all(diff[0] == 0) and np.all(diff[2] == 0)  # not the background, not the stroke's class
+    # without a labelled background nothing says the border is background
+    no_bg = labels.copy()
+    no_bg[90, 5] = 7
+    assert np.array_equal(label_box_prior(no_bg, np.array([3, 7]), (50, 100), cfg),
+                          label_box_prior(no_bg, np.array([3, 7]), (50, 100), FitConfig(box_prior=3.0)))
+    assert get_preset("fast").fit.point_border > 0 and get_preset("clicks").fit.point_border == 0
+
+
+def test_point_border_is_checked():
+    from dipseg.dip.config import FitConfig
+
+    for kw in ({"point_border": -1.0}, {"point_border": float("nan")}, {"point_border_band": 0.0},
+               {"point_border_band": 0.5}):
+        with pytest.raises(ValueError, match="point_border"):
+            FitConfig(**kw)

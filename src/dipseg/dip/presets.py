@@ -77,6 +77,7 @@ PRESETS: dict[str, Preset] = {
             box_prior=6.0,
             box_spot_min=3,
             box_point_gap=1.0,
+            point_border=3.0,
             colour_weight=6.0,
             network_coverage=0.3,
             refine="random-walk",
@@ -103,7 +104,7 @@ PRESETS["clicks"] = Preset(
     FAST,
     replace(PRESETS["fast"].fit, refine_strength=1e-6, refine_dense_strength=None, box_spot_min=0,
             box_free_background=True, network_coverage=0.0, colour_rounds=1, colour_rounds_min_share=0.03,
-            refine_cut=2.0, refine_cut_walk=0.5, refine_connected=True),
+            refine_cut=2.0, refine_cut_walk=0.5, refine_connected=True, point_border=0.0),
     "The default with its random walk trusting the labels ten times more (refine_strength "
     "1e-6), one box geometry for every class (no tighter box for spot labels, which costs "
     "this preset half a click at 90 %) and the background always free of the box prior "
