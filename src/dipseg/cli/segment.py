@@ -214,8 +214,7 @@ def run_segment(
         every = 1
     try:
         seg = segment(image, labels, method, preset=preset_name, seed=seed, device=device, callback=callback,
-                      preview_every=every, threads=threads, boxes=boxes, tight_boxes=bool(tight_boxes and boxes),
-                      **overrides)
+                      preview_every=every, threads=threads, boxes=boxes, tight_boxes=tight_boxes, **overrides)
     finally:
         if bar is not None:
             bar.close()

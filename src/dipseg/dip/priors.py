@@ -84,11 +84,11 @@ def box_prior(
     if k < 2 or strength <= 0:
         return prior
     spots = spot_classes(labels, class_ids, spot_min) if spot_min > 0 else np.zeros(k, bool)
-    boxes, small = [], []
+    small = point_like(labels, class_ids, min_extent)
+    boxes = []
     for c, spot in zip(class_ids, spots):
         mask = labels == c
         raw = label_box(mask)
-        small.append(max(raw[1] - raw[0], raw[3] - raw[2]) < min_extent * max(h0, w0))
         grow = margin
         if spot:
             points = point_count(mask) if point_gap > 0 else 0
@@ -107,6 +107,67 @@ def box_prior(
         dy = np.maximum(np.maximum(y0 - yy, yy - y1), 0)
         dx = np.maximum(np.maximum(x0 - xx, xx - x1), 0)
         prior[i] = -strength * np.hypot(dy, dx) / scale
+    return prior
+
+
+def point_like(labels: np.ndarray, class_ids: np.ndarray, min_extent: float) -> np.ndarray:
+    """Which classes' labels span less than ``min_extent`` of the image's longest side.
+
+    One click or pixel: its box says where the class is, not how far it reaches, so
+    :func:`box_prior` leaves such a class free and :func:`border_prior` may keep it off
+    the image's border. A class without labels is not point-like.
+
+    Returns
+    -------
+    (k,) bool
+    """
+    limit = min_extent * max(labels.shape)
+    out = np.zeros(len(class_ids), bool)
+    for i, c in enumerate(class_ids):
+        mask = labels == c
+        if mask.any():
+            y0, y1, x0, x1 = label_box(mask)
+            out[i] = max(y1 - y0, x1 - x0) < limit
+    return out
+
+
+def border_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int, int], background: int,
+                 strength: float, band: float, min_extent: float) -> np.ndarray:
+    """Log-prior that a class known by one point stays off the image's border.
+
+    The border of a photograph is mostly background, and nothing else says where an object
+    clicked once ends: every :func:`point_like` class but ``background`` gets ``-strength``
+    in a band of ``band`` of the image's height (top and bottom rows) and width (left and
+    right columns), provided ``background`` is labelled; else the prior is zero.
+
+    Parameters
+    ----------
+    labels : (H0, W0) int
+    class_ids : (k,) int
+    shape : (H, W)
+        Resolution of the returned prior.
+    background : int
+    strength : float
+        Nats, >= 0.
+    band : float in (0, 0.5)
+    min_extent : float
+        As in :func:`box_prior`.
+
+    Returns
+    -------
+    (k, H, W) float32
+        Additive log-prior per class (<= 0).
+    """
+    h, w = shape
+    prior = np.zeros((len(class_ids), h, w), np.float32)
+    if strength <= 0 or background not in class_ids:
+        return prior
+    edge = np.zeros(shape, bool)
+    bh, bw = max(1, int(round(band * h))), max(1, int(round(band * w)))
+    edge[:bh], edge[-bh:], edge[:, :bw], edge[:, -bw:] = True, True, True, True
+    for i, (c, point) in enumerate(zip(class_ids, point_like(labels, class_ids, min_extent))):
+        if point and c != background:
+            prior[i][edge] = -strength
     return prior
 
 

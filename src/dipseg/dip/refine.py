@@ -35,7 +35,7 @@ from ..graphcut import binary_graph_cut
 from ..labels import IGNORE, downscale_labels
 from .colour import colour_logits, coverage_weight
 from .config import FitConfig, working_shape
-from .priors import box_prior
+from .priors import border_prior, box_prior
 from .boxterm import box_class_prior, colour_labels
 
 
@@ -272,27 +272,16 @@ def label_box_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int,
                     strength: float | None = None, background: int = 0) -> np.ndarray:
     """:func:`dipseg.dip.priors.box_prior` with ``cfg``'s geometry (``cfg.box_prior``, or ``strength``).
 
-    ``background`` is left free if ``cfg.box_free_background``. With ``cfg.point_border``, a
-    class known by a single point (labels spanning less than ``cfg.box_min_extent`` of the
-    image's longest side, which the box prior leaves free) loses that many nats in a band of
-    ``cfg.point_border_band`` along the image's border, if ``background`` is labelled.
+    ``background`` is left free if ``cfg.box_free_background``. With ``cfg.point_border``,
+    plus :func:`dipseg.dip.priors.border_prior`: a class known by one point keeps off the
+    image's border.
     """
     prior = box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
                       cfg.box_falloff, cfg.box_min_extent, cfg.box_spot_min, cfg.box_spot_margin,
                       cfg.box_spot_falloff, background if cfg.box_free_background else None, cfg.box_point_gap)
-    if cfg.point_border > 0 and background in class_ids:
-        H0, W0 = labels.shape
-        h, w = shape
-        # the border is mostly background, and nothing else says where a once-clicked object ends
-        band = np.zeros(shape, bool)
-        bh, bw = max(1, int(round(cfg.point_border_band * h))), max(1, int(round(cfg.point_border_band * w)))
-        band[:bh], band[-bh:], band[:, :bw], band[:, -bw:] = True, True, True, True
-        for i, c in enumerate(class_ids):
-            if c == background:
-                continue
-            ys, xs = np.nonzero(labels == c)
-            if len(ys) and max(np.ptp(ys), np.ptp(xs)) < cfg.box_min_extent * max(H0, W0):
-                prior[i][band] -= cfg.point_border
+    if cfg.point_border > 0:
+        prior += border_prior(labels, class_ids, shape, background, cfg.point_border, cfg.point_border_band,
+                              cfg.box_min_extent)
     return prior
 
 

@@ -139,6 +139,7 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
     """
     t0 = time.perf_counter()
     boxes = None
+    tight = boxes_are_tight(ctx.dataset)
     if job.sampler in BOX_SAMPLERS:
         labels, boxes = make_box_labels(sample, job.sampler, job.budget, job.seed, ctx.dataset)
     else:
@@ -149,7 +150,7 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
         labels = np.zeros(sample.gt.shape, np.int64)
     seg = segment(sample.image, labels if (labels != IGNORE).any() else None, m.method, preset=m.preset,
                   seed=int(job.seed), device=ctx.device, boxes=boxes or None,
-                  tight_boxes=bool(boxes) and boxes_are_tight(ctx.dataset),
+                  tight_boxes=bool(boxes) and tight,
                   threads=ctx.threads if m.is_dipseg else None, network=dict(m.network_overrides) or None,
                   **dict(m.overrides))
     conf = confusion_matrix(sample.gt, seg.classes, ctx.num_classes, void=sample.void)
@@ -185,7 +186,7 @@ def execute_job(sample: BenchSample, job: Job, ctx: JobContext) -> dict:
     if boxes is not None:
         errors, scored = box_error(sample.gt, seg.classes, boxes, sample.void)
         row["boxes"] = len(boxes)
-        row["tight_boxes"] = boxes_are_tight(ctx.dataset)
+        row["tight_boxes"] = tight
         row["box_errors"], row["box_pixels"] = errors, scored
     mask = None
     if sample.id in ctx.example_ids and int(job.seed) == ctx.example_seed:

@@ -272,7 +272,7 @@ class JobQueue:
             job.emit("start", {"job": job.id, "image": entry.id, "total": iterations,
                                "warm_start": state is not None, "preset": self.settings.preset,
                                "fit_width": size[1], "fit_height": size[0]})
-            seg = segment(image, labels, "dipseg", boxes=boxes or None, tight_boxes=bool(tight_boxes and boxes),
+            seg = segment(image, labels, "dipseg", boxes=boxes or None, tight_boxes=tight_boxes,
                           preset=self.settings.preset,
                           device=self.settings.device,
                           callback=self._callback(job), preview_every=max(1, iterations // PREVIEWS),
