@@ -574,6 +574,12 @@ def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_
         assert [im["file_name"] for im in coco["images"]] == ["box.png"]
         assert [a["category_id"] for a in coco["annotations"]] == [12]
         assert (out / "box_boxes.csv").read_text().splitlines()[1].startswith("dog,")
+        assert json.loads((out / "box_meta.json").read_text())["tight_boxes"] is True
+        # a reload brings the boxes back, still tight
+        page.reload()
+        page.wait_for_selector("#app[data-state=ready]")
+        assert page.evaluate("window.dipseg.state().boxes") == [bx]
+        assert page.is_checked("[data-testid=tight-boxes]")
         assert not problems, problems
     finally:
         _stop(proc)

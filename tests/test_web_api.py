@@ -74,7 +74,9 @@ def test_listing_and_image(web_api):
     assert (listing["done"], listing["total"]) == (0, 2)
     info = client.get("/api/images/img1.png").json()
     assert (info["width"], info["height"], info["next"], info["prev"]) == (W, H, "img2.jpg", None)
-    assert info["files"] == {"mask": "img1.png", "labels": "img1_labels.png", "meta": "img1_meta.json"}
+    assert info["files"] == {"mask": "img1.png", "labels": "img1_labels.png", "meta": "img1_meta.json",
+                             "boxes": "img1_boxes.csv"}
+    assert (info["boxes"], info["tight_boxes"], info["boxes_note"]) == ([], False, None)
     r = client.get("/api/images/img2.jpg/image")
     assert r.headers["content-type"] == "image/png"
     with Image.open(BytesIO(r.content)) as im:
@@ -128,6 +130,8 @@ def test_malformed_requests_get_json_4xx(web_folder, web_out):
         assert "bytes" in assert_error(c.post(url, json={"labels": "x" * 50_000}), 413)
         assert_error(c.post("/api/images/img1.png/save", content=b"{", headers={"content-type": "application/json"}), 400)
         assert "nothing to save" in assert_error(c.post("/api/images/img1.png/save"), 409)
+        assert "tight_boxes must be" in assert_error(
+            c.post("/api/images/img1.png/save", json=dict(wire(lab), tight_boxes=1)), 422)
         assert_error(c.get("/api/images/img1.png/mask.png?download=perhaps"), 422)
         assert_error(c.put("/api/images/img1.png/segment"), 405)
         # still serving

@@ -96,6 +96,35 @@ def test_segment_streams_progress_saves_and_resumes(web_api, web_folder, web_out
         assert c2.get("/api/images").json()["done"] == 1
 
 
+def test_boxes_and_their_tightness_come_back_with_the_image(web_api, web_folder, web_out):
+    client, out = web_api, web_out
+    url = "/api/images/img1.png"
+    box = [15, 2, 3, 30, 31]
+    assert sse_events(client.post(f"{url}/segment", json={"boxes": [box], "tight_boxes": True}).text)[-1][0] == "done"
+    info = client.get(url).json()
+    assert (info["boxes"], info["tight_boxes"]) == ([box], True)
+    saved = client.post(f"{url}/save", json={"boxes": [box, [3, 40, 5, 60, 40]]}).json()  # tightness kept
+    assert saved["files"]["boxes"] == "img1_boxes.csv"
+    assert (out / "img1_boxes.csv").read_text().splitlines() == ["class,x0,y0,x1,y1", "person,2,3,30,31",
+                                                                 "bird,40,5,60,40"]
+    assert json.loads((out / "img1_meta.json").read_text())["tight_boxes"] is True
+    assert client.get("/api/images/img2.jpg").json()["boxes"] == []  # one image's boxes only
+
+    # a restarted server reads them from --out, tightness from the metadata
+    with api_client(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c2:
+        info = c2.get(url).json()
+        assert (info["boxes"], info["tight_boxes"], info["boxes_note"]) == ([box, [3, 40, 5, 60, 40]], True, None)
+        saved = c2.post(f"{url}/save", json=dict(wire(paint()), boxes=[box], tight_boxes=False)).json()
+        assert saved["saved"], saved
+        assert json.loads((out / "img1_meta.json").read_text())["tight_boxes"] is False
+        assert c2.get(url).json()["tight_boxes"] is False
+    # a saved box file that no longer fits is reported, and the image still opens
+    (out / "img1_boxes.csv").write_text("class,x0,y0,x1,y1\nperson,2,3,300,31\n")
+    with api_client(create_app(web_folder, out, fit_overrides=WEB_FAST)) as c3:
+        info = c3.get(url).json()
+        assert info["boxes"] == [] and "img1_boxes.csv" in info["boxes_note"] and "outside" in info["boxes_note"]
+
+
 def test_labels_as_png_data_urls(web_api):
     client = web_api
     lab = paint(a=3, b=7)

@@ -286,14 +286,19 @@ def read_boxes(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
     return boxes
 
 
-def write_csv_boxes(path: str | os.PathLike, boxes: Sequence[Box], classes: Sequence[str] | None = None) -> Path:
-    """Write boxes as ``class,x0,y0,x1,y1`` (class names when ``classes`` is given)."""
-    path = Path(path)
+def csv_boxes_text(boxes: Sequence[Box], classes: Sequence[str] | None = None) -> str:
+    """Boxes as the text of a ``class,x0,y0,x1,y1`` file (class names when ``classes`` is given)."""
     lines = ["class,x0,y0,x1,y1"]
     for b in boxes:
         name = classes[b.cls] if classes is not None and b.cls < len(classes) else str(b.cls)
         lines.append(f"{name},{b.x0:g},{b.y0:g},{b.x1:g},{b.y1:g}")
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv_boxes(path: str | os.PathLike, boxes: Sequence[Box], classes: Sequence[str] | None = None) -> Path:
+    """Write boxes as ``class,x0,y0,x1,y1`` (class names when ``classes`` is given)."""
+    path = Path(path)
+    path.write_text(csv_boxes_text(boxes, classes))
     return path
 
 

@@ -85,6 +85,7 @@ class OutputFiles(BaseModel):
     mask: str
     labels: str
     meta: str
+    boxes: str = Field(description="the boxes as class,x0,y0,x1,y1 (written when the image has boxes)")
 
 
 class Unsaved(BaseModel):
@@ -116,6 +117,10 @@ class ImageInfo(BaseModel):
     image_url: str
     labels_url: str
     mask_url: str
+    boxes: list[list[float]] = Field(description="the current boxes, [[class, x0, y0, x1, y1], ...]: this session's, "
+                                                 "else those saved in --out")
+    tight_boxes: bool = Field(description="the boxes were last sent as tight (docs/boxes.md)")
+    boxes_note: str | None = Field(None, description="why saved boxes could not be read (then boxes is empty)")
 
 
 class UploadedImage(ImageInfo):
@@ -162,6 +167,8 @@ class SaveRequest(BaseModel):
 
     labels: LabelsIn | None = None
     boxes: BoxesIn | None = None
+    tight_boxes: bool | None = Field(None, description="whether the boxes are tight, kept in the metadata; "
+                                                       "omitted: the choice sent with the last Segment")
 
 
 class TransferRequest(BaseModel):

@@ -99,7 +99,8 @@ COCO_FILE = "annotations.json"
 
 def outputs_for(stem: str) -> dict[str, str]:
     """File names written into ``--out`` for an image with output stem ``stem``."""
-    return {"mask": f"{stem}.png", "labels": f"{stem}_labels.png", "meta": f"{stem}_meta.json"}
+    return {"mask": f"{stem}.png", "labels": f"{stem}_labels.png", "meta": f"{stem}_meta.json",
+            "boxes": f"{stem}_boxes.csv"}
 
 
 def to_ignore(labels8: np.ndarray) -> np.ndarray:
@@ -216,6 +217,7 @@ class ImageStore:
         self.reserved: dict[str, str] = {}  # output file name -> image id
         self.labels: dict[str, Packed] = {}
         self.boxes: dict[str, list] = {}
+        self.tight: dict[str, bool] = {}
         self.results: dict[str, Result] = {}
         # what this server last wrote for each image: (labels digest, mask version)
         self.written: dict[str, tuple[str | None, int | None]] = {}
@@ -412,7 +414,7 @@ class ImageStore:
         self.order.remove(image_id)
         for f in entry.outputs().values():
             self.reserved.pop(f, None)
-        for d in (self.labels, self.boxes, self.results, self.cache, self.written, self.save_locks):
+        for d in (self.labels, self.boxes, self.tight, self.results, self.cache, self.written, self.save_locks):
             d.pop(image_id, None)
         try:
             entry.path.unlink()
@@ -519,11 +521,66 @@ class ImageStore:
         except ValueError as exc:
             raise InputError(f"boxes: {exc}") from None
 
-    def set_boxes(self, entry: ImageEntry, boxes: list) -> None:
-        """Keep ``boxes`` (a list of :class:`dipseg.boxes.Box`) as the image's current boxes."""
+    @staticmethod
+    def parse_tight(value: Any) -> bool:
+        """``tight_boxes`` from a request (False when absent).
+
+        Raises
+        ------
+        InputError
+            Not true or false.
+        """
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise InputError("tight_boxes must be true or false")
+        return value
+
+    def set_boxes(self, entry: ImageEntry, boxes: list, tight: bool | None = None) -> None:
+        """Keep ``boxes`` (a list of :class:`dipseg.boxes.Box`) as the image's current boxes.
+
+        ``tight``: whether they touch their objects on every side (kept with them; None
+        keeps the current choice).
+        """
         with self.lock:
             if entry.id in self.entries:
                 self.boxes[entry.id] = list(boxes)
+                if tight is not None:
+                    self.tight[entry.id] = bool(tight)
+
+    def current_boxes(self, entry: ImageEntry, shape: tuple[int, int]) -> tuple[list, bool, str | None]:
+        """The image's boxes and their tightness: this session's, else those saved in ``--out``.
+
+        Returns
+        -------
+        boxes : list of Box
+        tight : bool
+            As last sent with a Segment or Save (from the saved metadata after a restart).
+        note : str or None
+            Why saved boxes could not be read (then ``boxes`` is empty): shown, never raised,
+            so the image still opens.
+        """
+        with self.lock:
+            if entry.id in self.boxes:
+                return list(self.boxes[entry.id]), self.tight.get(entry.id, False), None
+        names = entry.outputs()
+        path = self.out_dir / names["boxes"]
+        if not path.is_file():
+            return [], False, None
+        from ..boxes import validate_boxes
+        from ..boxio import read_csv_boxes
+
+        try:
+            boxes = read_csv_boxes(path.read_text(encoding="utf-8"), self.class_names, shape, where=path.name)
+            boxes = validate_boxes(boxes, shape, num_classes=len(self.class_names))
+        except (OSError, UnicodeDecodeError, InputError, ValueError) as exc:
+            return [], False, f"the saved boxes {path.name} cannot be used: {exc}"
+        try:
+            meta = json.loads((self.out_dir / names["meta"]).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}
+        tight = meta.get("tight_boxes") if isinstance(meta, dict) else None
+        return boxes, tight is True, None
 
     def _write_coco(self, entry: ImageEntry, classes: np.ndarray, boxes: list) -> str:
         """Put this image's result into ``--out/annotations.json`` (COCO, RLE masks), replacing its old one."""
@@ -691,11 +748,11 @@ class ImageStore:
         return final.name
 
     def save(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray | None = None,
-             boxes: list | None = None) -> dict[str, Any]:
+             boxes: list | None = None, tight: bool | None = None) -> dict[str, Any]:
         """Write the mask, the labels and the metadata of ``entry`` into ``--out``.
 
         Saves of one image run one at a time, from taking the labels to the last file, so
-        the three files always come from one request.
+        its files always come from one request.
 
         Parameters
         ----------
@@ -706,6 +763,9 @@ class ImageStore:
         boxes : list of Box, optional
             New current boxes, set first. With a mask, the result also goes into
             ``annotations.json`` (COCO, RLE masks and boxes), and boxes into ``<stem>_boxes.csv``.
+        tight : bool, optional
+            Whether the boxes are tight (kept in the metadata as ``tight_boxes``); None keeps
+            the current choice.
 
         Returns
         -------
@@ -725,11 +785,15 @@ class ImageStore:
             if labels is not None:
                 self.set_labels(entry, labels)
             if boxes is not None:
-                self.set_boxes(entry, boxes)
+                self.set_boxes(entry, boxes, tight)
+            elif tight is not None:
+                with self.lock:
+                    self.tight[entry.id] = bool(tight)
             with self.lock:
                 result = self.results.get(entry.id)
                 packed = self.labels.get(entry.id)
                 current_boxes = list(self.boxes.get(entry.id, []))
+                tight_boxes = bool(current_boxes) and self.tight.get(entry.id, False)
             if result is None and packed is None:
                 raise Conflict("nothing to save yet: paint labels and press Segment first")
             labels = packed.unpack() if packed is not None else None
@@ -740,13 +804,10 @@ class ImageStore:
             if labels is not None:
                 files["labels"] = self._atomic(names["labels"], encode_palette_png(labels))
             if current_boxes:
-                import io as _io
+                from ..boxio import csv_boxes_text
 
-                buf = _io.StringIO()
-                buf.write("class,x0,y0,x1,y1\n")
-                for b in current_boxes:
-                    buf.write(f"{self.class_names[b.cls]},{b.x0:g},{b.y0:g},{b.x1:g},{b.y1:g}\n")
-                files["boxes"] = self._atomic(f"{entry.stem}_boxes.csv", buf.getvalue().encode("utf-8"))
+                files["boxes"] = self._atomic(names["boxes"],
+                                              csv_boxes_text(current_boxes, self.class_names).encode("utf-8"))
             if result is not None:
                 files["coco"] = self._write_coco(entry, result.classes.unpack(), current_boxes)
             meta = {
@@ -759,6 +820,7 @@ class ImageStore:
                 "files": dict(files, meta=names["meta"]),
                 "labelled_pixels": int((labels != UNLABELLED).sum()) if labels is not None else None,
                 "boxes": [b.as_list() for b in current_boxes],
+                "tight_boxes": tight_boxes,
                 "mask_from_these_labels": bool(result is not None and packed is not None
                                                and result.labels.digest == packed.digest),
                 "fit": result.meta if result is not None else None,

@@ -40,6 +40,7 @@ def image_info(store: ImageStore, entry: ImageEntry, image: np.ndarray, transfer
     """See :class:`dipseg.web.models.ImageInfo`."""
     i, order = store.position(entry)
     q = quote(entry.id, safe="")
+    boxes, tight, note = store.current_boxes(entry, image.shape[:2])
     return {
         "id": entry.id, "name": entry.name, "source": entry.source, "index": i, "total": len(order),
         "prev": order[i - 1] if i > 0 else None, "next": order[i + 1] if 0 <= i < len(order) - 1 else None,
@@ -51,6 +52,7 @@ def image_info(store: ImageStore, entry: ImageEntry, image: np.ndarray, transfer
         "image_url": f"/api/images/{q}/image",
         "labels_url": f"/api/images/{q}/labels",
         "mask_url": f"/api/images/{q}/mask.png",
+        "boxes": [b.as_list() for b in boxes], "tight_boxes": tight, "boxes_note": note,
     }
 
 
@@ -175,5 +177,6 @@ async def save_image(entry: ImageEntry = Depends(image_entry), store: ImageStore
     if body.get("labels") is not None:
         labels = await run_in_threadpool(store.parse_labels, body["labels"], image.shape[:2])
     boxes = store.parse_boxes(body["boxes"], image.shape[:2]) if "boxes" in body else None
+    tight = store.parse_tight(body["tight_boxes"]) if body.get("tight_boxes") is not None else None
     del body
-    return await run_in_threadpool(store.save, entry, image, labels, boxes)
+    return await run_in_threadpool(store.save, entry, image, labels, boxes, tight)

@@ -35,9 +35,7 @@ async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageSt
     warm = body.get("warm_start", True)
     if not isinstance(warm, bool):
         raise InputError("warm_start must be true or false")
-    tight = body.get("tight_boxes", False)
-    if not isinstance(tight, bool):
-        raise InputError("tight_boxes must be true or false")
+    tight = store.parse_tight(body.get("tight_boxes"))
     if tight and not body.get("boxes"):
         raise InputError("tight_boxes says how the boxes were drawn, but no 'boxes' were sent: send boxes or drop it")
     image = await run_in_threadpool(store.load_image, entry)
@@ -51,7 +49,7 @@ async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageSt
         raise InputError("no pixel is labelled: paint at least two classes (or draw a box) before segmenting")
     jobs.check_fittable(image)
     store.set_labels(entry, labels)
-    store.set_boxes(entry, boxes)
+    store.set_boxes(entry, boxes, tight)
     job = jobs.submit(entry, image, labels, warm, boxes, tight)
     return StreamingResponse(jobs.stream(job), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -86,7 +86,9 @@ export const getImageInfo = (id) => json("GET", `/api/images/${enc(id)}`);
 // The URL comes from the image's info (labels_url), not built here.
 export const getLabels = (url) => json("GET", url);
 
-export const saveImage = (id, labels, boxes) => json("POST", `/api/images/${enc(id)}/save`, { labels, boxes: boxes || [] });
+// `tight`: kept with the boxes in the image's metadata, so a reload shows the same choice.
+export const saveImage = (id, labels, boxes, tight) =>
+  json("POST", `/api/images/${enc(id)}/save`, { labels, boxes: boxes || [], tight_boxes: !!tight });
 
 // The network fitted on image `source` proposes image `id`'s mask and labels (now the server's
 // unsaved work for `id`); answers the labels as run-length code and the mask's URL.

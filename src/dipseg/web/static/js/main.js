@@ -324,7 +324,11 @@ async function openImage(id, from = null) {
     S.H = info.height;
     S.img = img;
     if (!resetLabels(labels)) note += " (saved labels have another size; ignored)";
-    resetBoxes([]);
+    // The boxes come back with the image (this session's, else the saved _boxes.csv), and
+    // with them whether they were tight.
+    resetBoxes((info.boxes || []).map(([cls, x0, y0, x1, y1]) => ({ cls, x0, y0, x1, y1 })));
+    $("tight-boxes").checked = !!info.tight_boxes;
+    if (info.boxes_note) note += ` (${info.boxes_note})`;
     resetMask();
     if (mask) drawMask(mask, info.proposed ? "proposed" : "final");
     setData("mask", S.maskKind);
@@ -613,11 +617,11 @@ async function save() {
   try {
     let r;
     try {
-      r = await api.saveImage(S.id, encodeLabels(), encodeBoxes());
+      r = await api.saveImage(S.id, encodeLabels(), encodeBoxes(), $("tight-boxes").checked);
     } catch (e) {
       // a restarted server has a new token, and still has the folder's images: save there
       if (e.kind !== "token" || (await checkServer()) !== "restarted" || !S.images.some((im) => im.id === S.id)) throw e;
-      r = await api.saveImage(S.id, encodeLabels(), encodeBoxes());
+      r = await api.saveImage(S.id, encodeLabels(), encodeBoxes(), $("tight-boxes").checked);
     }
     markSaved();
     status(`Wrote ${Object.values(r.files).join(", ")} to ${r.out_dir}`, "ok");
