@@ -53,6 +53,10 @@ def test_bad_config():
             FitConfig(box_inside=bad)
     with pytest.raises(ValueError, match="box_tight_refine_strength must be > 0"):
         FitConfig(box_tight_refine_strength=0.0)
+    for field, bad in (("box_sure_at", 0.0), ("box_sure_at", 1.0), ("box_sure_strength", -1e-3),
+                       ("box_sure_strength", float("nan"))):
+        with pytest.raises(ValueError, match="box_sure_at must be in \\(0, 1\\) and box_sure_strength"):
+            FitConfig(**{field: bad})
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

@@ -73,6 +73,65 @@ def test_factorised_walk_serves_several_priors():
                                    atol=1e-6)
 
 
+def test_walk_with_a_strength_per_pixel():
+    from dipseg.dip.refine import RandomWalk
+
+    img, gt = three_regions(32, noise=4)
+    labels = seeds_from(gt, 2)
+    ids = np.array([0, 1, 2])
+    walk = RandomWalk(img, labels, ids, strength=1e-4)
+    prior = np.zeros((32, 32, 3), np.float32)
+    prior[..., 1] = 1  # the prior says "class 1" everywhere
+    before = prior.copy()
+    # the same strength everywhere is the walk's own factorised solve
+    np.testing.assert_allclose(walk.solve(prior, np.full((32, 32), 1e-4)), walk.solve(prior), atol=1e-6)
+    plain = walk.solve(prior)
+    trusted = np.zeros((32, 32), bool)
+    trusted[gt == 0] = True  # the prior is trusted on region 0 only
+    prob = walk.solve(prior, np.where(trusted, 10.0, 1e-4))
+    np.testing.assert_array_equal(prior, before)
+    assert (prob.argmax(-1)[trusted & (labels == IGNORE)] == 1).mean() > 0.9 > (plain.argmax(-1)[gt == 0] == 1).mean()
+    np.testing.assert_allclose(prob[~trusted], plain[~trusted], atol=0.2)  # elsewhere little changes
+    seeded = labels != IGNORE
+    np.testing.assert_array_equal(prob.argmax(-1)[seeded], labels[seeded])  # seeds stay fixed
+
+
+def test_sure_rule_trusts_the_prior_where_it_is_sure_of_an_object_only():
+    from dipseg.dip.refine import SureRule
+
+    prior = np.full((4, 4, 3), 1 / 3, np.float32)
+    prior[0, 0] = (0.001, 0.998, 0.001)  # sure of class column 1
+    prior[1, 1] = (0.998, 0.001, 0.001)  # sure of the background (column 0)
+    prior[2, 2] = (0.02, 0.96, 0.02)  # fairly sure, below the threshold
+    rule = SureRule(at=0.99, strength=1e-3, background=0)
+    strength = rule.strength_map(prior, otherwise=3e-4)
+    expected = np.full((4, 4), 3e-4)
+    expected[0, 0] = 1e-3
+    np.testing.assert_array_equal(strength, expected)
+    assert SureRule(0.99, 1e-3, background=-1).strength_map(prior, 3e-4)[1, 1] == 1e-3  # no background class
+    assert rule.strength_map(np.full((4, 4, 3), 1 / 3, np.float32), 3e-4) is None  # nothing sure: no new solve
+
+
+@pytest.mark.parametrize("tight", [False, True])
+def test_the_sure_rule_is_for_tight_boxes_only(tight):
+    from dipseg.boxes import Box, box_labels
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import prepare_full_resolution
+
+    img, _ = three_regions(40, noise=4)
+    boxes = [Box(1, 4, 4, 20, 20)]
+    labels = box_labels(boxes, (40, 40))
+    ids = np.array([0, 1])
+    cfg = FitConfig(refine="random-walk", refine_size=24)
+    prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes, tight_boxes=tight)
+    assert (prepared.sure is not None) == tight
+    if tight:
+        assert (prepared.sure.at, prepared.sure.strength, prepared.sure.background) == (0.99, 1e-3, 0)
+    off = prepare_full_resolution(img, labels, ids, FitConfig(refine="random-walk", box_sure_strength=0.0), seed=0,
+                                  boxes=boxes, tight_boxes=True)
+    assert off.sure is None
+
+
 @pytest.mark.parametrize("refine", ["none", "guided", "random-walk"])
 def test_prepared_stage_equals_the_whole_stage(refine):
     import torch
