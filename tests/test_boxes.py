@@ -176,17 +176,3 @@ def test_tight_boxes_is_checked(method):
         dipseg.segment(img, labels, method, tight_boxes=True)
     with pytest.raises(ValueError, match="tight_boxes must be True or False"):
         dipseg.segment(img, None, method, boxes=boxes, tight_boxes="yes")
-
-
-def test_tight_boxes_walk_trusts_its_prior_more_only_without_object_seeds():
-    from dipseg.dip.refine import walk_strength
-
-    cfg = FitConfig()
-    boxes = [Box(1, 2, 2, 6, 6)]
-    labels = box_labels(boxes, (8, 8), np.full((8, 8), IGNORE))
-    ids = np.array([0, 1])
-    assert walk_strength(labels, ids, cfg, boxes, tight=True) == cfg.box_tight_refine_strength
-    assert walk_strength(labels, ids, cfg, boxes) == cfg.box_refine_strength
-    labels[3, 3] = 1  # a click on the object: its seeds are trusted as with drawn boxes
-    assert walk_strength(labels, ids, cfg, boxes, tight=True) == cfg.box_refine_strength
-    assert cfg.box_tight_refine_strength != cfg.box_refine_strength

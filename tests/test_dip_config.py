@@ -51,8 +51,8 @@ def test_bad_config():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="box_inside must be a finite number"):
             FitConfig(box_inside=bad)
-    with pytest.raises(ValueError, match="box_tight_refine_strength must be > 0"):
-        FitConfig(box_tight_refine_strength=0.0)
+    with pytest.raises(ValueError, match="box_refine_strength must be > 0"):
+        FitConfig(box_refine_strength=0.0)
     for field, bad in (("box_sure_at", 0.0), ("box_sure_at", 1.0), ("box_sure_strength", -1e-3),
                        ("box_sure_strength", float("nan"))):
         with pytest.raises(ValueError, match="box_sure_at must be in \\(0, 1\\) and box_sure_strength"):

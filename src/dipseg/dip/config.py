@@ -297,27 +297,23 @@ class FitConfig:
         Width of that band as a fraction of the image's height (top and bottom rows) and
         width (left and right columns). 0.1 (0.05: 36.97, 0.2: 31.95). Both act through the
         label-box prior, so only where ``box_prior`` > 0.
-    box_tight_refine_strength : float
-        With tight boxes and no labelled pixel of a box's class (boxes alone):
-        ``box_refine_strength`` of the random walk, which can trust its prior more there,
-        since ``box_inside`` says where the object is. 3e-4 (2026-12-07): first 150 VOC
-        train images 78.17 mIoU against 77.11 with 1e-4 (2e-4: 78.04, 5e-4: 77.93, 1e-3:
-        77.01); with 5 pixels of each object it cost 0.4 (80.20 against 80.57), so clicks
-        keep ``box_refine_strength`` (docs/boxes.md).
     box_sure_at : float in (0, 1)
         With tight boxes: the probability of a box's class in the walk's prior (network,
         colour models and box priors, after the colour rounds) from which a pixel is "sure"
         object.
     box_sure_strength : float
         With tight boxes: the walk's trust in its prior at those sure pixels (elsewhere
-        ``box_tight_refine_strength`` or ``box_refine_strength``); 0 turns the rule off. The
-        background's seeds outside a tight box otherwise flood parts of the object coloured
-        like them (a dark shirt before a dark room), although the prior is sure of them.
-        1e-3 at 0.99 (2026-12-07): first 150 VOC train images 78.48 mIoU against 78.17
-        (5e-4 / 2e-3: 78.41 / 78.37; at 0.98 / 0.995: 78.46 / 78.50; sure background pixels
-        too, at 0.99 / 0.95: 77.67 / 77.54); VOC val 250 75.73 against 75.12, train 151-330
-        78.27 against 77.45. On drawn boxes (the GrabCut set) it costs 1.2 (77.78 against
-        78.99), so it is for tight boxes only (docs/boxes.md).
+        ``box_refine_strength``); 0 turns the rule off. The background's seeds outside a
+        tight box otherwise flood parts of the object coloured like them (a dark shirt
+        before a dark room), although the prior is sure of them. 1e-3 at 0.99 (2026-12-07):
+        first 150 VOC train images 78.48 mIoU against 78.17 with the walk at 3e-4
+        everywhere, as tight boxes had it until then (5e-4 / 2e-3: 78.41 / 78.37; at 0.98 /
+        0.995: 78.46 / 78.50; sure background pixels too, at 0.99 / 0.95: 77.67 / 77.54);
+        and 79.31 with ``box_refine_strength`` 1e-4 elsewhere (2e-4: 78.88, 5e-5: 78.14),
+        which took the 3e-4 of tight boxes' own field ``box_tight_refine_strength`` out:
+        VOC val 250 76.50 against 75.12 before both, train 151-330 78.35 against 77.45.
+        On drawn boxes (the GrabCut set) it costs 1.2 (77.78 against 78.99), so it is for
+        tight boxes only (docs/boxes.md).
     """
 
     iterations: int = 300
@@ -381,7 +377,6 @@ class FitConfig:
     box_inside: float = 4.0
     point_border: float = 0.0
     point_border_band: float = 0.1
-    box_tight_refine_strength: float = 3e-4
     box_sure_at: float = 0.99
     box_sure_strength: float = 1e-3
     colour_rounds: int = 0
@@ -439,9 +434,8 @@ class FitConfig:
         if not 0 < self.box_sure_at < 1 or not (math.isfinite(self.box_sure_strength) and self.box_sure_strength >= 0):
             raise ValueError(f"box_sure_at must be in (0, 1) and box_sure_strength a finite number >= 0, got "
                              f"{self.box_sure_at}, {self.box_sure_strength}")
-        if self.box_refine_strength <= 0 or self.box_tight_refine_strength <= 0:
-            raise ValueError(f"box_refine_strength and box_tight_refine_strength must be > 0, got "
-                             f"{self.box_refine_strength}, {self.box_tight_refine_strength}")
+        if self.box_refine_strength <= 0:
+            raise ValueError(f"box_refine_strength must be > 0, got {self.box_refine_strength}")
         if self.box_tightness < 0 or not 0 <= self.box_slack < 0.5 or self.box_outside < 0 or self.box_points < 1 or self.box_fit_colour < 0:
             raise ValueError(f"box_tightness, box_outside and box_fit_colour must be >= 0, box_slack in [0, 0.5) and "
                              f"box_points >= 1, got box_tightness={self.box_tightness}, box_outside={self.box_outside}, "

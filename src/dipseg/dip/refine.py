@@ -326,7 +326,7 @@ def quick_preview(small: np.ndarray, labels: np.ndarray, class_ids: np.ndarray, 
     prior = np.exp(prior - prior.max(0, keepdims=True))
     prior /= prior.sum(0, keepdims=True)
     prob = random_walk_refine(small, np.moveaxis(prior, 0, -1), downscale_labels(labels, (h, w)), class_ids,
-                              walk_strength(labels, class_ids, cfg, boxes, tight), cfg.refine_beta)
+                              walk_strength(labels, class_ids, cfg, boxes), cfg.refine_beta)
     return class_ids[prob.argmax(-1)]
 
 
@@ -364,18 +364,15 @@ def _priors_and_rounds(image: np.ndarray, labels: np.ndarray, class_ids: np.ndar
     return prior, BoxRounds(n, spatial, features, weight if boxes else cfg.colour_weight, class_ids, cfg, seed)
 
 
-def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=(), tight: bool = False) -> float:
+def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=()) -> float:
     """The random walk's trust in its prior for these labels (``FitConfig.refine_*strength``).
 
-    With boxes ``cfg.box_refine_strength``, or ``cfg.box_tight_refine_strength`` for tight
-    boxes without a labelled pixel of any box's class (with such seeds the walk does better
-    trusting them, as with loose boxes); else ``cfg.refine_strength``, moved towards
+    With boxes ``cfg.box_refine_strength`` (tight boxes add :class:`SureRule`); else
+    ``cfg.refine_strength``, moved towards
     ``cfg.refine_dense_strength`` (if set) as the labels' coverage rises through
     ``[refine_dense_from, refine_dense_to]``: dense labels are trusted further from themselves.
     """
     if boxes:
-        if tight and not np.isin(labels, [b.cls for b in boxes]).any():
-            return cfg.box_tight_refine_strength
         return cfg.box_refine_strength
     if cfg.refine_dense_strength is None:
         return cfg.refine_strength
@@ -528,9 +525,8 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         The background class, which the label-box prior leaves free (``cfg.box_free_background``).
     tight_boxes : bool
         The boxes touch their objects on every side: ``cfg.box_inside`` favours each box's
-        class inside its boxes (:func:`spatial_prior`), the walk's strength is
-        ``cfg.box_tight_refine_strength``, and ``cfg.box_sure_strength`` where the prior is
-        sure of a box's class (:class:`SureRule`).
+        class inside its boxes (:func:`spatial_prior`), and the walk trusts its prior at
+        ``cfg.box_sure_strength`` where it is sure of a box's class (:class:`SureRule`).
 
     Returns
     -------
@@ -546,7 +542,7 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         _check(should_stop)
         prior, rounds = _priors_and_rounds(small, labels, class_ids, cfg, seed, boxes, background, tight_boxes)
         _check(should_stop)
-        strength = walk_strength(labels, class_ids, cfg, boxes, tight_boxes)
+        strength = walk_strength(labels, class_ids, cfg, boxes)
         walk = RandomWalk(small, downscale_labels(labels, rs), class_ids, strength, cfg.refine_beta)
         _check(should_stop)
         guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if rs != (H, W) else None
