@@ -536,15 +536,16 @@ class ImageStore:
             raise InputError("tight_boxes must be true or false")
         return value
 
-    def set_boxes(self, entry: ImageEntry, boxes: list, tight: bool | None = None) -> None:
+    def set_boxes(self, entry: ImageEntry, boxes: list | None, tight: bool | None = None) -> None:
         """Keep ``boxes`` (a list of :class:`dipseg.boxes.Box`) as the image's current boxes.
 
-        ``tight``: whether they touch their objects on every side (kept with them; None
-        keeps the current choice).
+        ``tight``: whether they touch their objects on every side (kept with them). None
+        keeps the current boxes or the current choice.
         """
         with self.lock:
             if entry.id in self.entries:
-                self.boxes[entry.id] = list(boxes)
+                if boxes is not None:
+                    self.boxes[entry.id] = list(boxes)
                 if tight is not None:
                     self.tight[entry.id] = bool(tight)
 
@@ -567,14 +568,12 @@ class ImageStore:
         path = self.out_dir / names["boxes"]
         if not path.is_file():
             return [], False, None
-        from ..boxes import validate_boxes
-        from ..boxio import read_csv_boxes
+        from ..boxio import read_boxes
 
         try:
-            boxes = read_csv_boxes(path.read_text(encoding="utf-8"), self.class_names, shape, where=path.name)
-            boxes = validate_boxes(boxes, shape, num_classes=len(self.class_names))
-        except (OSError, UnicodeDecodeError, InputError, ValueError) as exc:
-            return [], False, f"the saved boxes {path.name} cannot be used: {exc}"
+            boxes = read_boxes(path, shape, fmt="csv", classes=self.class_names, num_classes=len(self.class_names))
+        except InputError as exc:
+            return [], False, f"the saved boxes cannot be used: {exc}"
         try:
             meta = json.loads((self.out_dir / names["meta"]).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -784,11 +783,8 @@ class ImageStore:
         with lock:
             if labels is not None:
                 self.set_labels(entry, labels)
-            if boxes is not None:
+            if boxes is not None or tight is not None:
                 self.set_boxes(entry, boxes, tight)
-            elif tight is not None:
-                with self.lock:
-                    self.tight[entry.id] = bool(tight)
             with self.lock:
                 result = self.results.get(entry.id)
                 packed = self.labels.get(entry.id)
