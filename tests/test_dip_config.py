@@ -57,6 +57,10 @@ def test_bad_config():
                        ("box_sure_strength", float("nan"))):
         with pytest.raises(ValueError, match="box_sure_at must be in \\(0, 1\\) and box_sure_strength"):
             FitConfig(**{field: bad})
+    for field, bad in (("box_fill_least", -0.1), ("box_fill_least", 1.0), ("box_fill_strength", -1e-2),
+                       ("box_fill_strength", float("inf"))):
+        with pytest.raises(ValueError, match="box_fill_least must be in \\[0, 1\\) and box_fill_strength"):
+            FitConfig(**{field: bad})
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

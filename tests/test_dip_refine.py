@@ -125,11 +125,69 @@ def test_the_sure_rule_is_for_tight_boxes_only(tight):
     cfg = FitConfig(refine="random-walk", refine_size=24)
     prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes, tight_boxes=tight)
     assert (prepared.sure is not None) == tight
+    assert (prepared.fill is not None) == tight
     if tight:
         assert (prepared.sure.at, prepared.sure.strength, prepared.sure.background) == (0.99, 1e-3, 0)
-    off = prepare_full_resolution(img, labels, ids, FitConfig(refine="random-walk", box_sure_strength=0.0), seed=0,
-                                  boxes=boxes, tight_boxes=True)
-    assert off.sure is None
+        # the box at the walk's 24 px: rows and columns 4..20 of 40 become 2..12
+        assert (prepared.fill.least, prepared.fill.strength, prepared.fill.boxes) == (0.1, 1e-2, [(1, 2, 12, 2, 12)])
+    off = prepare_full_resolution(img, labels, ids, FitConfig(refine="random-walk", box_sure_strength=0.0,
+                                                              box_fill_least=0.0), seed=0, boxes=boxes, tight_boxes=True)
+    assert off.sure is None and off.fill is None
+
+
+def test_fill_rule_finds_nearly_empty_boxes_and_trusts_the_prior_there_only():
+    from dipseg.dip.refine import FillRule
+
+    rule = FillRule(least=0.1, strength=1e-2, boxes=[(1, 0, 4, 0, 4), (2, 4, 8, 4, 8)])
+    prob = np.zeros((8, 8, 3), np.float32)
+    prob[..., 0] = 1  # background everywhere ...
+    prob[0:2, 0:2] = (0, 1, 0)  # ... but a quarter of the first box
+    prob[4, 4] = (0, 0, 1)  # one pixel (1/16) of the second
+    assert rule.short(prob) == [(2, 4, 8, 4, 8)]
+    base = np.full((8, 8), 1e-4)
+    base[5, 5] = 0.5  # a stronger trust already there is kept
+    strength = rule.strength_map(rule.short(prob), base, (8, 8))
+    expected = np.full((8, 8), 1e-4)
+    expected[4:8, 4:8] = 1e-2
+    expected[5, 5] = 0.5
+    np.testing.assert_array_equal(strength, expected)
+    np.testing.assert_array_equal(rule.strength_map([], 1e-4, (8, 8)), np.full((8, 8), 1e-4))
+    assert base[5, 5] == 0.5 and base[0, 0] == 1e-4  # not modified
+
+
+@pytest.mark.parametrize("network_says_object", [True, False])
+def test_fill_rule_keeps_an_even_object_from_being_flooded_by_the_seeds_around_its_box(network_says_object):
+    """An object of the background's colour in a tight box: the seeds all around the box
+    flood it in a weak walk; with the rule the prior decides inside the box, and where the
+    prior says background the box stays background."""
+    import torch
+
+    from dipseg.boxes import Box, box_labels
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    rng = np.random.default_rng(0)
+    img = np.clip(128 + rng.normal(0, 2, (40, 40, 3)), 0, 255).astype(np.uint8)  # one even colour
+    boxes = [Box(1, 10, 10, 30, 30)]
+    labels = box_labels(boxes, (40, 40))
+    ids = np.array([0, 1])
+    logits = torch.zeros(1, 2, 40, 40)
+    logits[0, 1 if network_says_object else 0, 10:30, 10:30] = 4.0
+    inside = np.zeros((40, 40), bool)
+    inside[10:30, 10:30] = True
+
+    def share(**fields):
+        cfg = FitConfig(refine="random-walk", refine_size=40, colour_weight=0.0, box_inside=0.0,
+                        box_sure_strength=0.0, box_fill_strength=1.0, **fields)
+        prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes, tight_boxes=True)
+        return (finish_full_resolution(prepared, logits).argmax(-1)[inside] == 1).mean()
+
+    off, on = share(box_fill_least=0.0), share()
+    assert off < 0.1  # flooded
+    if network_says_object:
+        assert on > 0.8
+    else:
+        assert on < 0.1
 
 
 @pytest.mark.parametrize("refine", ["none", "guided", "random-walk"])

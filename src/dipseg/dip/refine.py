@@ -10,7 +10,10 @@ probabilities back to the image's full resolution along the image's own edges:
 * with two classes, optionally a graph cut (:func:`dipseg.graphcut.binary_graph_cut`) that
   decides each pixel's class from those probabilities and the walk's
   (``FitConfig.refine_cut``), and an object kept to its labelled regions
-  (``FitConfig.refine_connected``).
+  (``FitConfig.refine_connected``);
+* with tight boxes, two rules on where the walk trusts its prior more: at the pixels the
+  prior is sure of a box's class (:class:`SureRule`), and inside a box the walk has left
+  nearly empty of its class (:class:`FillRule`).
 
 :func:`full_resolution` is the whole stage as a fit runs it (priors, colour models,
 refinement) in two halves: :func:`prepare_full_resolution` needs the image and labels only
@@ -36,7 +39,7 @@ from ..labels import IGNORE, downscale_labels
 from .colour import colour_logits, coverage_weight
 from .config import FitConfig, working_shape
 from .priors import border_prior, box_prior
-from .boxterm import box_class_prior, colour_labels
+from .boxterm import box_class_prior, colour_labels, work_slices
 
 
 class Stopped(Exception):
@@ -446,6 +449,10 @@ class Prepared:
     connected : int or None
         ``FitConfig.refine_connected`` with two classes: the column of the object class, whose
         regions without one of its labels go to the background; None for no such rule.
+    sure : SureRule or None
+        Tight boxes: the walk's stronger trust in its prior where the prior is sure of a box's class.
+    fill : FillRule or None
+        Tight boxes: the walk's stronger trust in its prior inside a box it leaves nearly empty.
     """
 
     shape: tuple[int, int]
@@ -459,6 +466,37 @@ class Prepared:
     cut_walk: float = 0.0
     connected: int | None = None
     sure: "SureRule | None" = None
+    fill: "FillRule | None" = None
+
+
+@dataclass
+class FillRule:
+    """Tight boxes: where the walk leaves a box nearly empty of its class, it trusts its prior there (``FitConfig.box_fill_*``).
+
+    A tight box's object touches all four of its sides, so it seldom covers less than a
+    tenth of it (1 % of VOC's boxes). When the walk's answer gives a box's class less than
+    ``least`` of the box, the seeds around it have flooded it (an object of even colour
+    beside seeds of that colour); the walk is solved again with ``strength`` inside that box,
+    so there the prior decides. Where the prior too says the box is mostly background, the
+    answer stays so.
+    """
+
+    least: float
+    strength: float
+    boxes: list[tuple[int, int, int, int, int]]
+    """``(column, r0, r1, c0, c1)`` per box: its class's column and its rows and columns at the walk's size."""
+
+    def short(self, prob: np.ndarray) -> list[tuple[int, int, int, int, int]]:
+        """The boxes whose class wins less than ``least`` of their pixels in ``prob`` ``(h, w, k)``."""
+        won = prob.argmax(-1)
+        return [b for b in self.boxes if (won[b[1]:b[2], b[3]:b[4]] == b[0]).mean() < self.least]
+
+    def strength_map(self, short: list, otherwise: np.ndarray | float, shape: tuple[int, int]) -> np.ndarray:
+        """The walk's strength ``(h, w)``: ``otherwise`` (a number or a map), raised to ``strength`` inside ``short``."""
+        s = np.array(np.broadcast_to(np.asarray(otherwise, np.float64), shape))
+        for _, r0, r1, c0, c1 in short:
+            s[r0:r1, c0:c1] = np.maximum(s[r0:r1, c0:c1], self.strength)
+        return s
 
 
 @dataclass
@@ -554,8 +592,12 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
             sure = SureRule(cfg.box_sure_at, cfg.box_sure_strength, int(bg[0]) if len(bg) else -1)
         if cfg.refine_connected and two and background in class_ids and not boxes:
             connected = int(np.flatnonzero(class_ids != background)[0])
+        fill = None
+        if boxes and tight_boxes and cfg.box_fill_least > 0 and cfg.box_fill_strength > 0:
+            fill = FillRule(cfg.box_fill_least, cfg.box_fill_strength,
+                            [(int(np.searchsorted(class_ids, b.cls)), *work_slices(b, (H, W), rs)) for b in boxes])
         return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds,
-                        cfg.refine_cut if two else 0.0, cfg.refine_cut_walk, connected, sure)
+                        cfg.refine_cut if two else 0.0, cfg.refine_cut_walk, connected, sure, fill)
     _check(should_stop)
     prior, rounds = _priors_and_rounds(image, labels, class_ids, cfg, seed, boxes, background, tight_boxes)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
@@ -601,9 +643,21 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
     H, W = prepared.shape
     _check(should_stop)
     unary = prob = _probs(logits, prepared.stage_shape, prepared.prior, prepared.scale)
+    fill = prepared.fill
+
+    def walk(prior: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
+        # Every solve, the colour rounds' included: a round re-fitted to a flooded box would
+        # learn its object's colours as background's.
+        out = prepared.walk.solve(prior, strength)
+        short = fill.short(out) if fill is not None else []
+        if short:
+            out = prepared.walk.solve(prior, fill.strength_map(short, prepared.walk.strength if strength is None
+                                                               else strength, out.shape[:2]))
+        return out
+
     if prepared.walk is not None:
         _check(should_stop)
-        prob = prepared.walk.solve(prob)
+        prob = walk(prob)
     r = prepared.rounds
     for _ in range(r.n if r is not None else 0):
         _check(should_stop)
@@ -616,13 +670,13 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
         unary = prob = _probs(logits, prepared.stage_shape, colour if r.spatial is None else r.spatial + colour,
                               prepared.scale)
         if prepared.walk is not None:
-            prob = prepared.walk.solve(prob)
+            prob = walk(prob)
     if prepared.sure is not None and prepared.walk is not None:
         # Solved once more (the last plain solve is then wasted, tens of milliseconds): the
         # colour rounds above re-fit to plain walks' answers, as measured.
         strength = prepared.sure.strength_map(unary, prepared.walk.strength)
         if strength is not None:
-            prob = prepared.walk.solve(unary, strength)
+            prob = walk(unary, strength)
     if prepared.cut > 0:
         # The walk's answer falls off with the distance to the seeds (a long border frame
         # outweighs a few clicks); the cut pays once for its boundary: it decides the class,
