@@ -311,10 +311,14 @@ def test_reload_after_segment_shows_the_work_as_unsaved_and_next_saves_it(browse
                         "--working-size", "48"])
     try:
         page, problems = _page(browser, url)
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.type), d.accept()))
         _paint_two(page)
+        assert page.evaluate("window.dipseg.state().unsent")  # painted, not sent yet
         page.click("#segment")
         page.wait_for_selector("#app[data-fit=done]", timeout=60000)
         assert page.get_attribute("#app", "data-saved") == "false"
+        assert not page.evaluate("window.dipseg.state().unsent")  # the server holds them now
         page.reload()
         page.wait_for_selector("#app[data-state=ready]", timeout=20000)
         # the server holds the labels and mask in memory only: the page must not call them saved
@@ -327,6 +331,14 @@ def test_reload_after_segment_shows_the_work_as_unsaved_and_next_saves_it(browse
         page.keyboard.press("n")  # "save on next" is on: moving on writes the work
         page.wait_for_function("window.dipseg.state().image === 'im1.png' && window.dipseg.state().state === 'ready'")
         assert {p.name for p in out.iterdir()} == {"im0.png", "im0_labels.png", "im0_meta.json", "annotations.json"}
+        assert dialogs == []  # nothing unsent at either reload or move
+        # a stroke that never reached the server: the browser asks before a reload drops it
+        _stroke(page, [(12, 10), (20, 50)])
+        assert page.evaluate("window.dipseg.state().unsent")
+        page.reload()
+        page.wait_for_selector("#app[data-state=ready]", timeout=20000)
+        assert dialogs == ["beforeunload"]
+        assert not page.evaluate("window.dipseg.state().unsent")
         assert not problems, problems
     finally:
         _stop(proc)

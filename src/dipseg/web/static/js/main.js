@@ -20,7 +20,7 @@
  *   window.dipseg     small scripting API (state(), imageToClient(x, y), ...)
  */
 import * as api from "./api.js";
-import { S, setData, onHistoryChange, resetHistory, markDirty, markMaskUnsaved, markSaved } from "./state.js";
+import { S, setData, onHistoryChange, resetHistory, markDirty, markMaskUnsaved, markSaved, markSent, hasUnsent } from "./state.js";
 import {
   resetLabels,
   encodeLabels,
@@ -345,6 +345,7 @@ async function openImage(id, from = null) {
       markDirty();
       markMaskUnsaved();
     }
+    S.edits = S.sentEdits = 0; // what the image opens with is on disk or held by the server
     setData("proposal", proposal ? proposal.kind : info.proposed ? "shown" : "none");
     if (!S.sizeChosen) setSize(Math.max(3, Math.round(Math.max(S.W, S.H) / 30)));
     setData("imageId", info.id);
@@ -449,6 +450,7 @@ async function uploadFiles(files) {
 
 async function onFitEvent(job, ev, d) {
   if (S.job !== job || S.id !== job.id) return;
+  markSent(job.edits); // any event means the server accepted the job, and recorded its labels and boxes
   if (ev === "queued") {
     job.jobId = d.job;
     setData("job", d.job);
@@ -525,6 +527,7 @@ async function runSegment() {
   status("Sending labels…");
   try {
     const labels = encodeLabels();
+    job.edits = S.edits;
     for (let attempt = 1; ; attempt++) {
       try {
         await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d), encodeBoxes(),
@@ -614,6 +617,7 @@ async function save() {
   S.saving = true;
   updateButtons();
   status("Saving…");
+  const edits = S.edits;
   try {
     let r;
     try {
@@ -624,6 +628,7 @@ async function save() {
       r = await api.saveImage(S.id, encodeLabels(), encodeBoxes(), $("tight-boxes").checked);
     }
     markSaved();
+    markSent(edits);
     status(`Wrote ${Object.values(r.files).join(", ")} to ${r.out_dir}`, "ok");
     $("done-count").textContent = `${r.progress.done} / ${r.progress.total} done`;
     await refreshList();
@@ -780,6 +785,13 @@ function bind() {
   });
 
   document.addEventListener("keydown", onKey);
+  // Labels and boxes reach the server with Segment and Save only: ask before a reload or a
+  // closed tab throws away edits made since.
+  window.addEventListener("beforeunload", (e) => {
+    if (!hasUnsent()) return;
+    e.preventDefault();
+    e.returnValue = ""; // browsers before the preventDefault form
+  });
   document.addEventListener("keyup", (e) => {
     if (e.key === " ") S.space = false;
   });
@@ -908,6 +920,7 @@ window.dipseg = {
     mask: app.dataset.mask,
     proposal: app.dataset.proposal,
     saved: app.dataset.saved === "true",
+    unsent: hasUnsent(),
     image: S.id,
     width: S.W,
     height: S.H,

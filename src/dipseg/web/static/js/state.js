@@ -42,6 +42,8 @@ export const S = {
   pointer: null,
   job: null,
   dirty: false,
+  edits: 0, // label and box edits on this image ...
+  sentEdits: 0, // ... of which the server holds the first `sentEdits` (sent with Segment or Save)
   maskUnsaved: false,
   saving: false,
   loadToken: 0,
@@ -80,7 +82,18 @@ export function resetHistory() {
 
 export function markDirty() {
   S.dirty = true;
+  S.edits++;
   setData("saved", false);
+}
+
+// The server now holds the labels and boxes as they were after `n` edits (all of them by default).
+export function markSent(n = S.edits) {
+  S.sentEdits = Math.max(S.sentEdits, n);
+}
+
+// Edits only this page holds: a reload or a closed tab would lose them.
+export function hasUnsent() {
+  return S.edits > S.sentEdits;
 }
 
 export function markMaskUnsaved() {
