@@ -311,8 +311,13 @@ def test_reload_after_segment_shows_the_work_as_unsaved_and_next_saves_it(browse
                         "--working-size", "48"])
     try:
         page, problems = _page(browser, url)
-        dialogs = []
-        page.on("dialog", lambda d: (dialogs.append(d.type), d.accept()))
+        dialogs, answers = [], []  # answers: False to dismiss the next dialog; accepted otherwise
+
+        def on_dialog(d):
+            dialogs.append(d.type)
+            d.accept() if not answers or answers.pop(0) else d.dismiss()
+
+        page.on("dialog", on_dialog)
         _paint_two(page)
         assert page.evaluate("window.dipseg.state().unsent")  # painted, not sent yet
         page.click("#segment")
@@ -338,6 +343,19 @@ def test_reload_after_segment_shows_the_work_as_unsaved_and_next_saves_it(browse
         page.reload()
         page.wait_for_selector("#app[data-state=ready]", timeout=20000)
         assert dialogs == ["beforeunload"]
+        assert not page.evaluate("window.dipseg.state().unsent")
+        # without "save on next", moving on from unsent edits asks too; "Cancel" stays
+        page.uncheck("[data-testid=autosave]")
+        here = page.evaluate("window.dipseg.state().image")
+        _stroke(page, [(12, 10), (20, 50)])
+        answers.append(False)
+        page.keyboard.press("p" if here == "im1.png" else "n")
+        page.wait_for_function("window.dipseg.state().state === 'ready'")
+        assert dialogs == ["beforeunload", "confirm"]
+        assert page.evaluate("window.dipseg.state().image") == here and page.evaluate("window.dipseg.state().unsent")
+        page.keyboard.press("p" if here == "im1.png" else "n")  # "OK" leaves, the edits dropped
+        page.wait_for_function(f"window.dipseg.state().image !== '{here}' && window.dipseg.state().state === 'ready'")
+        assert dialogs == ["beforeunload", "confirm", "confirm"]
         assert not page.evaluate("window.dipseg.state().unsent")
         assert not problems, problems
     finally:

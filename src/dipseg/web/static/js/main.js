@@ -406,6 +406,8 @@ async function switchTo(id, from = null) {
   if (S.img && $("autosave").checked && (S.dirty || S.maskUnsaved)) {
     const ok = await save();
     if (!ok) return;
+  } else if (S.img && hasUnsent() && !window.confirm(`Leave ${S.id}? Its labels and boxes since the last Segment or Save are kept nowhere else.`)) {
+    return;
   }
   if (!S.images.some((im) => im.id === id) && (await checkServer()) === "restarted") {
     status(RESTARTED, "info");
