@@ -610,6 +610,13 @@ def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_
         page.wait_for_selector("#app[data-state=ready]")
         assert page.evaluate("window.dipseg.state().boxes") == [bx]
         assert page.is_checked("[data-testid=tight-boxes]")
+        assert page.evaluate("window.dipseg.state().saved") and not page.evaluate("window.dipseg.state().unsent")
+        # unticking is an edit: not saved, not sent, and Save writes it
+        page.uncheck("[data-testid=tight-boxes]")
+        assert not page.evaluate("window.dipseg.state().saved") and page.evaluate("window.dipseg.state().unsent")
+        page.click("#save")
+        page.wait_for_selector("#app[data-saved=true]")
+        assert json.loads((out / "box_meta.json").read_text())["tight_boxes"] is False
         assert not problems, problems
     finally:
         _stop(proc)

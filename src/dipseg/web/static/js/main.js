@@ -761,6 +761,10 @@ function bind() {
   $("open").addEventListener("click", () => $("file-input").click());
   $("help-toggle").addEventListener("click", () => toggleHelp());
   $("hint").addEventListener("change", (e) => toggleHint(e.target.checked));
+  // whether the boxes are tight is saved with them (the image's meta), so it is an edit like them
+  $("tight-boxes").addEventListener("change", () => {
+    if (S.img && S.boxes.length) markDirty();
+  });
   $("start-from-previous").addEventListener("change", (e) => toggleStartFromPrevious(e.target.checked));
   $("help-close").addEventListener("click", () => toggleHelp(false));
   $("file-input").addEventListener("change", (e) => {
