@@ -325,6 +325,62 @@ def test_walk_strength_falls_with_the_labels_coverage_only_when_asked():
         FitConfig(refine_dense_from=0.8, refine_dense_to=0.5)
 
 
+def test_colour_spot_factor_halves_colour_for_scattered_points_and_spares_strokes():
+    """``colour_spot_scale`` acts on images whose classes are labelled by scattered spots, in
+    proportion to their share; strokes, boxes, ``box_spot_min`` 0 or a scale of 1 leave the
+    colour weight alone."""
+    from dipseg.boxes import Box
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import colour_spot_factor
+
+    points = np.full((60, 60), IGNORE)
+    points[5:55:10, 5:25:10] = 0   # ten single pixels per class
+    points[5:55:10, 35:55:10] = 1
+    strokes = np.full((60, 60), IGNORE)
+    strokes[10:50, 15] = 0        # one long stroke per class
+    strokes[10:50, 45] = 1
+    mixed = strokes.copy()
+    mixed[:, 40:] = points[:, 40:]  # class 1 as points, class 0 as a stroke
+    mixed[mixed == 0] = IGNORE
+    mixed[10:50, 15] = 0
+    ids = np.array([0, 1])
+    cfg = FitConfig(colour_weight=6.0, colour_spot_scale=0.5, box_spot_min=3)
+    assert colour_spot_factor(points, ids, cfg) == pytest.approx(0.5)
+    assert colour_spot_factor(strokes, ids, cfg) == 1.0
+    assert colour_spot_factor(mixed, ids, cfg) == pytest.approx(0.75)
+    assert colour_spot_factor(points, ids, FitConfig(colour_spot_scale=0.5, box_spot_min=0)) == 1.0
+    assert colour_spot_factor(points, ids, FitConfig(colour_spot_scale=1.0, box_spot_min=3)) == 1.0
+    with pytest.raises(ValueError, match="colour_spot_scale must be in \\[0, 1\\]"):
+        FitConfig(colour_spot_scale=1.5)
+
+
+@pytest.mark.parametrize("with_box", [False, True])
+def test_colour_spot_scale_scales_the_colour_term_of_the_prior_only(with_box):
+    """The prior is the spatial term plus the colour term times the factor: the spot rule
+    halves the colour term for scattered points and leaves the box prior alone; with boxes
+    nothing changes (their colour weight was tuned on its own)."""
+    from dipseg.boxes import Box
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import prepare_full_resolution
+
+    img, gt = three_regions(40, noise=4)
+    labels = seeds_from(gt, 6)
+    ids = np.array([0, 1, 2])
+    boxes = [Box(2, 3, 3, 22, 22)] if with_box else ()
+    base = dict(refine="random-walk", refine_size=24, box_prior=3.0, box_spot_min=3, colour_weight=6.0)
+
+    def prior(**kw):
+        return prepare_full_resolution(img, labels, ids, FitConfig(**{**base, **kw}), seed=0, boxes=boxes).prior
+
+    full, half = prior(colour_spot_scale=1.0), prior(colour_spot_scale=0.5)
+    if with_box:
+        np.testing.assert_array_equal(full, half)
+        return
+    spatial = prior(colour_weight=0.0)
+    assert np.abs(full - spatial).max() > 0.1
+    np.testing.assert_allclose(half - spatial, 0.5 * (full - spatial), rtol=1e-5, atol=1e-5)
+
+
 def test_colour_rounds_without_boxes_refit_at_the_full_colour_weight():
     """``colour_rounds`` gives labels without boxes the GrabCut-like rounds: the models are
     re-fitted to the whole answer, so they get the full ``colour_weight`` (not the labels'

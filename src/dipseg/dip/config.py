@@ -181,6 +181,14 @@ class FitConfig:
     colour_coverage : bool
         Scale ``colour_weight`` by :func:`dipseg.dip.colour.coverage_weight`: trust the colour
         models less when each class's labels sit in a few compact spots.
+    colour_spot_scale : float
+        Factor on ``colour_weight`` for images whose labelled classes are all scattered spots
+        (:func:`dipseg.dip.priors.spot_classes` with ``box_spot_min``; with some spot classes,
+        the factor moves towards 1 with their share; boxes and ``box_spot_min`` 0 leave the
+        weight as it is). Spots sampled over an object reach its extent, so the random walk
+        needs the colour models less there, and their confusions (a dark cloud beside a dark
+        bird) cost more; strokes stay inside their objects and colour carries them to the far
+        ends (docs/study.md, "Colour for spots and for strokes").
     colour_floor : float or None
         Log-density floor (nats) of every class's model, so colours that no class's labels
         show do not favour any class; None for none.
@@ -360,6 +368,7 @@ class FitConfig:
     refine_size: int | None = 256
     colour_weight: float = 0.0
     colour_coverage: bool = True
+    colour_spot_scale: float = 1.0
     colour_floor: float | None = -4.0
     colour_clip: float = 10.0
     colour_components: int = 5
@@ -406,6 +415,8 @@ class FitConfig:
             raise ValueError(f"working_size must be >= 16 or None, got {self.working_size}")
         if self.refine not in REFINERS:
             raise ValueError(f"refine must be one of {REFINERS}, got {self.refine!r}")
+        if not 0 <= self.colour_spot_scale <= 1:
+            raise ValueError(f"colour_spot_scale must be in [0, 1], got {self.colour_spot_scale}")
         if self.colour_weight < 0 or self.colour_clip <= 0 or self.colour_components < 1:
             raise ValueError(
                 "colour_weight must be >= 0, colour_clip > 0 and colour_components >= 1, got "

@@ -38,7 +38,7 @@ from ..graphcut import binary_graph_cut
 from ..labels import IGNORE, downscale_labels
 from .colour import colour_logits, coverage_weight
 from .config import FitConfig, working_shape
-from .priors import border_prior, box_prior
+from .priors import border_prior, box_prior, spot_classes
 from .boxterm import box_class_prior, colour_labels, work_slices
 
 
@@ -356,6 +356,8 @@ def _priors_and_rounds(image: np.ndarray, labels: np.ndarray, class_ids: np.ndar
     features = lab_features(image)
     source = colour_labels(boxes, labels) if boxes and cfg.box_colour else labels
     weight = cfg.colour_weight * (coverage_weight(source, class_ids) if cfg.colour_coverage else 1.0)
+    if not boxes:
+        weight *= colour_spot_factor(labels, class_ids, cfg)
     colour = weight * colour_logits(features, downscale_labels(source, shape), class_ids,
                                     cfg.colour_components, cfg.colour_clip, cfg.colour_floor, seed)
     prior = colour if spatial is None else spatial + colour
@@ -365,6 +367,18 @@ def _priors_and_rounds(image: np.ndarray, labels: np.ndarray, class_ids: np.ndar
     # Without boxes the rounds' models come from every pixel of the answer, not from the
     # labels whose coverage discounts the first models: the full colour weight.
     return prior, BoxRounds(n, spatial, features, weight if boxes else cfg.colour_weight, class_ids, cfg, seed)
+
+
+def colour_spot_factor(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig) -> float:
+    """``cfg.colour_spot_scale`` weighted by the share of spot-labelled classes, in ``[0, 1]``.
+
+    1 when no labelled class is scattered spots (:func:`dipseg.dip.priors.spot_classes`
+    with ``cfg.box_spot_min``; 0 turns the rule off), ``colour_spot_scale`` when all are.
+    """
+    if cfg.colour_spot_scale == 1.0 or cfg.box_spot_min <= 0:
+        return 1.0
+    share = float(spot_classes(labels, class_ids, cfg.box_spot_min).mean())
+    return 1.0 - share * (1.0 - cfg.colour_spot_scale)
 
 
 def walk_strength(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig, boxes=()) -> float:
