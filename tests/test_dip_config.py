@@ -61,6 +61,9 @@ def test_bad_config():
                        ("box_fill_strength", float("inf"))):
         with pytest.raises(ValueError, match="box_fill_least must be in \\[0, 1\\) and box_fill_strength"):
             FitConfig(**{field: bad})
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="box_spot_span must be a finite number >= 0"):
+            FitConfig(box_spot_span=bad)
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

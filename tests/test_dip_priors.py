@@ -74,6 +74,35 @@ def test_box_prior_gives_spot_classes_the_tighter_geometry_only():
     assert on[1, 60, 60] == 0 and off[1, 60, 60] == 0
 
 
+@pytest.mark.parametrize("size", [6, 60])
+def test_spot_span_confines_a_small_spot_class_in_proportion_to_its_size(size):
+    """With ``spot_span`` a spot class's falloff is at most that fraction of its own box: a
+    small object's prior falls as steeply, in its own widths, as a large one's; a large
+    object, whose box makes the bound looser than the image's falloff, is unchanged."""
+    labels = np.full((200, 200), IGNORE)
+    labels[::20, ::20] = 0                       # background points everywhere
+    yy, xx = np.mgrid[:200, :200]
+    obj = (yy >= 70) & (yy < 70 + size) & (xx >= 70) & (xx < 70 + size)
+    pts = obj & (yy % 3 == 0) & (xx % 3 == 0)     # scattered single points over the object
+    labels[pts] = 1
+    ids = np.array([0, 1])
+    before = labels.copy()
+    kw = dict(margin=0.0, strength=3.0, falloff=0.1, spot_min=3, spot_margin=0.0, spot_falloff=0.05,
+              background=0)
+    off = box_prior(labels, ids, (200, 200), **kw)
+    on = box_prior(labels, ids, (200, 200), spot_span=0.5, **kw)
+    np.testing.assert_array_equal(labels, before)
+    assert (on[0] == 0).all()                      # the background stays free
+    beside = (70 + size // 2, 70 + size + 10)      # ten pixels right of the object
+    if size == 6:
+        # box side ~4 px: falloff 2 px instead of 10, five times steeper
+        assert on[1][beside] < 4 * off[1][beside] < 0
+    else:
+        np.testing.assert_array_equal(on, off)     # 0.5 x 58 px > 10 px: the image's falloff
+    inside = obj & (yy < 70 + size - 3) & (xx < 70 + size - 3) & (yy > 72) & (xx > 72)
+    assert (on[1][inside] == 0).all()
+
+
 def test_box_prior_leaves_the_background_free_even_beside_a_larger_object():
     # the click loop after its first negative click: clicks spread over the object, one
     # background disk next to it

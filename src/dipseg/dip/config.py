@@ -129,6 +129,11 @@ class FitConfig:
         span per side: ``n`` random points inside an object leave ``1/(n + 1)`` of its
         extent uncovered per side on average (:func:`dipseg.dip.priors.box_prior`). 0 keeps
         ``box_spot_margin`` for them.
+    box_spot_span : float
+        A spot class's falloff is at most this fraction of its (enlarged) label box's
+        longer side, so the prior confines a small object as steeply, relative to its size,
+        as a large one (``box_spot_falloff`` is a fraction of the image). 0 keeps
+        ``box_spot_falloff`` for every size.
     refine : {"none", "guided", "random-walk"}
         Full-resolution edge-aware refinement of the upsampled probabilities: a guided
         filter, or a random walker that uses them as a prior.
@@ -354,6 +359,7 @@ class FitConfig:
     box_spot_margin: float = 0.05
     box_spot_falloff: float = 0.05
     box_point_gap: float = 0.0
+    box_spot_span: float = 0.0
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
@@ -439,6 +445,8 @@ class FitConfig:
                              f"{self.box_spot_min}, {self.box_spot_margin}, {self.box_spot_falloff}")
         if not (math.isfinite(self.box_point_gap) and self.box_point_gap >= 0):
             raise ValueError(f"box_point_gap must be a finite number >= 0, got {self.box_point_gap}")
+        if not (math.isfinite(self.box_spot_span) and self.box_spot_span >= 0):
+            raise ValueError(f"box_spot_span must be a finite number >= 0, got {self.box_spot_span}")
         if not (math.isfinite(self.refine_cut) and self.refine_cut >= 0):
             raise ValueError(f"refine_cut must be a finite number >= 0, got {self.refine_cut}")
         if not 0 <= self.refine_cut_walk <= 1:

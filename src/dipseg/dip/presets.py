@@ -77,6 +77,7 @@ PRESETS: dict[str, Preset] = {
             box_prior=6.0,
             box_spot_min=3,
             box_point_gap=1.0,
+            box_spot_span=0.1,
             point_border=3.0,
             colour_weight=6.0,
             colour_spot_scale=0.5,
@@ -87,7 +88,8 @@ PRESETS: dict[str, Preset] = {
         "Default. Noise plus image and coordinates as input, four scales of slim widths, an "
         "appearance-weighted pairwise loss, 64 px working size, 30 steps; then, at 256 px, a "
         "box prior around each class's labels (tighter for labels that are scattered spots "
-        "than for strokes, as wide as their count suggests for a few single points) and per-class colour models added to the network's logits (which "
+        "than for strokes, as wide as their count suggests for a few single points, and for spots "
+        "falling off within a tenth of their own box) and per-class colour models added to the network's logits (which "
         "count less when the labels cover little of each class, and half as much when they are scattered "
         "spots rather than strokes), and a random walker seeded "
         "by the labels (trusting dense labels more), snapped to full resolution.",

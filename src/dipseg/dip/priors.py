@@ -24,6 +24,7 @@ def box_prior(
     spot_falloff: float = 0.05,
     background: int | None = None,
     point_gap: float = 0.0,
+    spot_span: float = 0.0,
 ) -> np.ndarray:
     """Log-prior that a class lies near the bounding box of its own labels.
 
@@ -53,6 +54,10 @@ def box_prior(
     thirty barely any. Blobs and clicks, drawn towards an object's extremes or at its
     errors, keep ``spot_margin``.
 
+    The falloff is a fraction of the image, so a small object's prior would reach as far
+    beside it as a large one's; with ``spot_span`` a spot class's falloff is also at most
+    that fraction of its own box, and a small object is confined in proportion to its size.
+
     Parameters
     ----------
     labels : (H0, W0) int
@@ -71,6 +76,9 @@ def box_prior(
     point_gap : float
         Multiplier of the ``1 / (n - 1)`` margin for spot classes labelled by ``n`` single
         points; 0 keeps ``spot_margin`` for them.
+    spot_span : float
+        A spot class's falloff is at most ``spot_span`` times its enlarged box's longer side
+        (at least one pixel); 0 keeps ``spot_falloff`` of the image for every size.
 
     Returns
     -------
@@ -104,6 +112,8 @@ def box_prior(
         if i == free_class or areas[i] > 0.6 * h * w or small[i]:
             continue
         scale = (spot_falloff if spots[i] else falloff) * max(h, w)
+        if spots[i] and spot_span > 0:
+            scale = min(scale, max(spot_span * max(y1 - y0, x1 - x0), 1.0))
         dy = np.maximum(np.maximum(y0 - yy, yy - y1), 0)
         dx = np.maximum(np.maximum(x0 - xx, xx - x1), 0)
         prior[i] = -strength * np.hypot(dy, dx) / scale

@@ -291,7 +291,8 @@ def label_box_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int,
     """
     prior = box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
                       cfg.box_falloff, cfg.box_min_extent, cfg.box_spot_min, cfg.box_spot_margin,
-                      cfg.box_spot_falloff, background if cfg.box_free_background else None, cfg.box_point_gap)
+                      cfg.box_spot_falloff, background if cfg.box_free_background else None, cfg.box_point_gap,
+                      cfg.box_spot_span)
     if cfg.point_border > 0:
         prior += border_prior(labels, class_ids, shape, background, cfg.point_border, cfg.point_border_band,
                               cfg.box_min_extent)
