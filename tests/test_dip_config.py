@@ -64,6 +64,8 @@ def test_bad_config():
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="box_spot_span must be a finite number >= 0"):
             FitConfig(box_spot_span=bad)
+    with pytest.raises(ValueError, match="spot_rules_min_points must be >= 0"):
+        FitConfig(spot_rules_min_points=-1)
     with pytest.raises(ValueError, match="input must be one of"):
         FitConfig(input="rgb")
     with pytest.raises(ValueError, match="refine must be one of"):

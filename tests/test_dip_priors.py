@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dipseg.dip.priors import box_prior, point_count, spot_classes
+from dipseg.dip.priors import box_prior, few_points, point_count, spot_classes
 from dipseg.labels import IGNORE
 
 
@@ -101,6 +101,45 @@ def test_spot_span_confines_a_small_spot_class_in_proportion_to_its_size(size):
         np.testing.assert_array_equal(on, off)     # 0.5 x 58 px > 10 px: the image's falloff
     inside = obj & (yy < 70 + size - 3) & (xx < 70 + size - 3) & (yy > 72) & (xx > 72)
     assert (on[1][inside] == 0).all()
+
+
+def test_few_points_marks_classes_of_a_few_single_points_only():
+    labels = np.full((40, 40), IGNORE)
+    labels[5, 5] = labels[5, 30] = labels[30, 5] = 0           # three single points
+    labels[::8, 20] = 1                                          # five single points
+    labels[30:34, 30:34] = 2                                     # a 16-px blob
+    labels[10, 10] = labels[12, 12] = 2
+    ids = np.array([0, 1, 2, 3])                                 # class 3 unlabelled
+    before = labels.copy()
+    np.testing.assert_array_equal(few_points(labels, ids, 5), [True, False, False, False])
+    np.testing.assert_array_equal(few_points(labels, ids, 6), [True, True, False, False])
+    np.testing.assert_array_equal(few_points(labels, ids, 0), [False] * 4)
+    np.testing.assert_array_equal(labels, before)
+
+
+def test_spot_span_spares_a_class_of_a_few_single_points():
+    """Three points rarely span their object, so ``span_min_points`` keeps the image's
+    falloff for them; ten points over the same small object are bound by ``spot_span``."""
+    yy, xx = np.mgrid[:200, :200]
+    kw = dict(margin=0.0, strength=3.0, falloff=0.1, spot_min=3, spot_margin=0.0, spot_falloff=0.05,
+              background=0, spot_span=0.5)
+    ids = np.array([0, 1])
+    three = ([70, 72, 70], [70, 74, 78])
+    ten = (np.repeat([70, 72], 5), np.tile([70, 72, 74, 76, 78], 2))   # both span rows 70-72, columns 70-78
+    for (rows, cols), exempt in ((three, True), (ten, False)):
+        labels = np.full((200, 200), IGNORE)
+        labels[::20, ::20] = 0
+        labels[rows, cols] = 1
+        assert point_count(labels == 1) == len(rows)
+        plain = box_prior(labels, ids, (200, 200), **kw)
+        spared = box_prior(labels, ids, (200, 200), span_min_points=5, **kw)
+        unbound = box_prior(labels, ids, (200, 200), **{**kw, "spot_span": 0.0})
+        beside = (71, 100)
+        assert plain[1][beside] < unbound[1][beside] < 0      # the bound acts without the exemption
+        if exempt:
+            np.testing.assert_array_equal(spared, unbound)
+        else:
+            np.testing.assert_array_equal(spared, plain)
 
 
 def test_box_prior_leaves_the_background_free_even_beside_a_larger_object():

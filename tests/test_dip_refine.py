@@ -352,6 +352,13 @@ def test_colour_spot_factor_halves_colour_for_scattered_points_and_spares_stroke
     assert colour_spot_factor(points, ids, FitConfig(colour_spot_scale=1.0, box_spot_min=3)) == 1.0
     with pytest.raises(ValueError, match="colour_spot_scale must be in \\[0, 1\\]"):
         FitConfig(colour_spot_scale=1.5)
+    three = np.full((60, 60), IGNORE)
+    three[5:55:20, 5] = 0          # three single pixels per class
+    three[5:55:20, 45] = 1
+    few = FitConfig(colour_weight=6.0, colour_spot_scale=0.5, box_spot_min=3, spot_rules_min_points=5)
+    assert colour_spot_factor(three, ids, cfg) == pytest.approx(0.5)
+    assert colour_spot_factor(three, ids, few) == 1.0       # too few points to count as spots here
+    assert colour_spot_factor(points, ids, few) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("with_box", [False, True])

@@ -134,6 +134,11 @@ class FitConfig:
         longer side, so the prior confines a small object as steeply, relative to its size,
         as a large one (``box_spot_falloff`` is a fraction of the image). 0 keeps
         ``box_spot_falloff`` for every size.
+    spot_rules_min_points : int
+        A spot class labelled by fewer single points than this (2 to ``n - 1`` sampled
+        pixels; :func:`dipseg.dip.priors.few_points`) is exempt from ``box_spot_span`` and
+        ``colour_spot_scale``: a few random points seldom span their object, and with so
+        few seeds the walk needs the colour models. 0 exempts none.
     refine : {"none", "guided", "random-walk"}
         Full-resolution edge-aware refinement of the upsampled probabilities: a guided
         filter, or a random walker that uses them as a prior.
@@ -360,6 +365,7 @@ class FitConfig:
     box_spot_falloff: float = 0.05
     box_point_gap: float = 0.0
     box_spot_span: float = 0.0
+    spot_rules_min_points: int = 0
     refine: str = "none"
     refine_radius: int = 4
     refine_eps: float = 1e-3
@@ -445,6 +451,8 @@ class FitConfig:
                              f"{self.box_spot_min}, {self.box_spot_margin}, {self.box_spot_falloff}")
         if not (math.isfinite(self.box_point_gap) and self.box_point_gap >= 0):
             raise ValueError(f"box_point_gap must be a finite number >= 0, got {self.box_point_gap}")
+        if self.spot_rules_min_points < 0:
+            raise ValueError(f"spot_rules_min_points must be >= 0, got {self.spot_rules_min_points}")
         if not (math.isfinite(self.box_spot_span) and self.box_spot_span >= 0):
             raise ValueError(f"box_spot_span must be a finite number >= 0, got {self.box_spot_span}")
         if not (math.isfinite(self.refine_cut) and self.refine_cut >= 0):

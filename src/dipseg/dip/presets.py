@@ -78,6 +78,7 @@ PRESETS: dict[str, Preset] = {
             box_spot_min=3,
             box_point_gap=1.0,
             box_spot_span=0.1,
+            spot_rules_min_points=5,
             point_border=3.0,
             colour_weight=6.0,
             colour_spot_scale=0.5,
@@ -91,7 +92,8 @@ PRESETS: dict[str, Preset] = {
         "than for strokes, as wide as their count suggests for a few single points, and for spots "
         "falling off within a tenth of their own box) and per-class colour models added to the network's logits (which "
         "count less when the labels cover little of each class, and half as much when they are scattered "
-        "spots rather than strokes), and a random walker seeded "
+        "spots rather than strokes; fewer than five single points keep the image-wide falloff and full colour), "
+        "and a random walker seeded "
         "by the labels (trusting dense labels more), snapped to full resolution.",
     ),
 }

@@ -25,6 +25,7 @@ def box_prior(
     background: int | None = None,
     point_gap: float = 0.0,
     spot_span: float = 0.0,
+    span_min_points: int = 0,
 ) -> np.ndarray:
     """Log-prior that a class lies near the bounding box of its own labels.
 
@@ -57,6 +58,9 @@ def box_prior(
     The falloff is a fraction of the image, so a small object's prior would reach as far
     beside it as a large one's; with ``spot_span`` a spot class's falloff is also at most
     that fraction of its own box, and a small object is confined in proportion to its size.
+    A class of fewer than ``span_min_points`` single points (:func:`few_points`) keeps the
+    image's falloff: a few random points rarely reach across their object, so their box
+    understates its size.
 
     Parameters
     ----------
@@ -79,6 +83,8 @@ def box_prior(
     spot_span : float
         A spot class's falloff is at most ``spot_span`` times its enlarged box's longer side
         (at least one pixel); 0 keeps ``spot_falloff`` of the image for every size.
+    span_min_points : int
+        Classes of fewer single points than this are exempt from ``spot_span``; 0 none.
 
     Returns
     -------
@@ -93,6 +99,7 @@ def box_prior(
         return prior
     spots = spot_classes(labels, class_ids, spot_min) if spot_min > 0 else np.zeros(k, bool)
     small = point_like(labels, class_ids, min_extent)
+    spanned = spots & ~few_points(labels, class_ids, span_min_points)
     boxes = []
     for c, spot in zip(class_ids, spots):
         mask = labels == c
@@ -112,7 +119,7 @@ def box_prior(
         if i == free_class or areas[i] > 0.6 * h * w or small[i]:
             continue
         scale = (spot_falloff if spots[i] else falloff) * max(h, w)
-        if spots[i] and spot_span > 0:
+        if spanned[i] and spot_span > 0:
             scale = min(scale, max(spot_span * max(y1 - y0, x1 - x0), 1.0))
         dy = np.maximum(np.maximum(y0 - yy, yy - y1), 0)
         dx = np.maximum(np.maximum(x0 - xx, xx - x1), 0)
@@ -208,10 +215,12 @@ def spot_classes(labels: np.ndarray, class_ids: np.ndarray, min_spots: int = 3, 
     out = np.zeros(len(class_ids), bool)
     for i, c in enumerate(class_ids):
         mask = labels == c
-        pieces = ndi.label(mask, np.ones((3, 3), bool))[1]
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            continue
+        pieces = ndi.label(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1], np.ones((3, 3), bool))[1]
         if pieces < min_spots:
             continue
-        ys, xs = np.nonzero(mask)
         cells = len(np.unique(grid_cells(ys, xs, labels.shape, cell)))
         out[i] = cells <= cells_per_spot * pieces
     return out
@@ -233,8 +242,31 @@ def point_count(mask: np.ndarray) -> int:
     -------
     int
     """
-    pieces, n = ndi.label(mask, np.ones((3, 3), bool))
-    if n == 0:
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
         return 0
+    # labelling the labels' own box, not the image, keeps this cheap for sparse labels
+    pieces, n = ndi.label(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1], np.ones((3, 3), bool))
     areas = np.bincount(pieces.ravel())[1:]
     return int(n) if areas.max() <= POINT_AREA else 0
+
+
+def few_points(labels: np.ndarray, class_ids: np.ndarray, below: int) -> np.ndarray:
+    """Which classes are labelled by fewer than ``below`` single points (:func:`point_count`).
+
+    Classes without labels, or whose labels hold a piece larger than a point (a blob, a
+    click drawn as a disk, a stroke), are not; ``below`` <= 1 marks none.
+
+    Returns
+    -------
+    (k,) bool
+    """
+    out = np.zeros(len(class_ids), bool)
+    if below <= 1:
+        return out
+    for i, c in enumerate(class_ids):
+        mask = labels == c
+        # fewer than ``below`` points hold at most POINT_AREA * (below - 1) pixels: no need to label more
+        if np.count_nonzero(mask) <= POINT_AREA * (below - 1):
+            out[i] = 0 < point_count(mask) < below
+    return out

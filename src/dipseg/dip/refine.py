@@ -38,7 +38,7 @@ from ..graphcut import binary_graph_cut
 from ..labels import IGNORE, downscale_labels
 from .colour import colour_logits, coverage_weight
 from .config import FitConfig, working_shape
-from .priors import border_prior, box_prior, spot_classes
+from .priors import border_prior, box_prior, few_points, spot_classes
 from .boxterm import box_class_prior, colour_labels, work_slices
 
 
@@ -292,7 +292,7 @@ def label_box_prior(labels: np.ndarray, class_ids: np.ndarray, shape: tuple[int,
     prior = box_prior(labels, class_ids, shape, cfg.box_margin, cfg.box_prior if strength is None else strength,
                       cfg.box_falloff, cfg.box_min_extent, cfg.box_spot_min, cfg.box_spot_margin,
                       cfg.box_spot_falloff, background if cfg.box_free_background else None, cfg.box_point_gap,
-                      cfg.box_spot_span)
+                      cfg.box_spot_span, cfg.spot_rules_min_points)
     if cfg.point_border > 0:
         prior += border_prior(labels, class_ids, shape, background, cfg.point_border, cfg.point_border_band,
                               cfg.box_min_extent)
@@ -375,10 +375,15 @@ def colour_spot_factor(labels: np.ndarray, class_ids: np.ndarray, cfg: FitConfig
 
     1 when no labelled class is scattered spots (:func:`dipseg.dip.priors.spot_classes`
     with ``cfg.box_spot_min``; 0 turns the rule off), ``colour_spot_scale`` when all are.
+    Classes of fewer than ``cfg.spot_rules_min_points`` single points do not count as
+    spots here (:func:`dipseg.dip.priors.few_points`): with so few seeds the walk leans on
+    the colour models.
     """
     if cfg.colour_spot_scale == 1.0 or cfg.box_spot_min <= 0:
         return 1.0
-    share = float(spot_classes(labels, class_ids, cfg.box_spot_min).mean())
+    spots = spot_classes(labels, class_ids, cfg.box_spot_min) & ~few_points(labels, class_ids,
+                                                                          cfg.spot_rules_min_points)
+    share = float(spots.mean())
     return 1.0 - share * (1.0 - cfg.colour_spot_scale)
 
 
