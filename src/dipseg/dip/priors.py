@@ -218,7 +218,7 @@ def spot_classes(labels: np.ndarray, class_ids: np.ndarray, min_spots: int = 3, 
         ys, xs = np.nonzero(mask)
         if len(ys) == 0:
             continue
-        pieces = ndi.label(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1], np.ones((3, 3), bool))[1]
+        pieces = _pieces(mask, ys, xs)[1]
         if pieces < min_spots:
             continue
         cells = len(np.unique(grid_cells(ys, xs, labels.shape, cell)))
@@ -245,10 +245,17 @@ def point_count(mask: np.ndarray) -> int:
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return 0
-    # labelling the labels' own box, not the image, keeps this cheap for sparse labels
-    pieces, n = ndi.label(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1], np.ones((3, 3), bool))
+    pieces, n = _pieces(mask, ys, xs)
     areas = np.bincount(pieces.ravel())[1:]
     return int(n) if areas.max() <= POINT_AREA else 0
+
+
+def _pieces(mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected pieces of ``mask`` (non-empty, pixels at ``ys, xs``), labelled within its own box.
+
+    Labelling the labels' box rather than the image keeps this cheap for sparse labels.
+    """
+    return ndi.label(mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1], np.ones((3, 3), bool))
 
 
 def few_points(labels: np.ndarray, class_ids: np.ndarray, below: int) -> np.ndarray:
