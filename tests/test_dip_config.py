@@ -61,6 +61,10 @@ def test_bad_config():
                        ("box_fill_strength", float("inf"))):
         with pytest.raises(ValueError, match="box_fill_least must be in \\[0, 1\\) and box_fill_strength"):
             FitConfig(**{field: bad})
+    for field, bad in (("box_cover_least", -0.1), ("box_cover_least", 1.5), ("box_cover_below", 2.0),
+                       ("box_cover_strength", -1e-3), ("box_cover_strength", float("nan"))):
+        with pytest.raises(ValueError, match="box_cover_least and box_cover_below must be in \\[0, 1\\]"):
+            FitConfig(**{field: bad})
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="box_spot_span must be a finite number >= 0"):
             FitConfig(box_spot_span=bad)

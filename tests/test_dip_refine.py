@@ -130,9 +130,17 @@ def test_the_sure_rule_is_for_tight_boxes_only(tight):
         assert (prepared.sure.at, prepared.sure.strength, prepared.sure.background) == (0.99, 1e-3, 0)
         # the box at the walk's 24 px: rows and columns 4..20 of 40 become 2..12
         assert (prepared.fill.least, prepared.fill.strength, prepared.fill.boxes) == (0.1, 1e-2, [(1, 2, 12, 2, 12)])
+        assert (prepared.fill.cover, prepared.fill.cover_below, prepared.fill.cover_strength) == (0.95, 0.4, 1e-3)
     off = prepare_full_resolution(img, labels, ids, FitConfig(refine="random-walk", box_sure_strength=0.0,
-                                                              box_fill_least=0.0), seed=0, boxes=boxes, tight_boxes=True)
+                                                              box_fill_least=0.0, box_cover_least=0.0),
+                                  seed=0, boxes=boxes, tight_boxes=True)
     assert off.sure is None and off.fill is None
+    cover_only = prepare_full_resolution(img, labels, ids, FitConfig(refine="random-walk", box_fill_least=0.0),
+                                         seed=0, boxes=boxes, tight_boxes=True)
+    assert cover_only.fill.least == 0.0 and cover_only.fill.cover == 0.95
+    fill_only = prepare_full_resolution(img, labels, ids, FitConfig(refine="random-walk", box_cover_strength=0.0),
+                                        seed=0, boxes=boxes, tight_boxes=True)
+    assert fill_only.fill.least == 0.1 and fill_only.fill.cover == 0.0
 
 
 def test_fill_rule_finds_nearly_empty_boxes_and_trusts_the_prior_there_only():
@@ -143,7 +151,7 @@ def test_fill_rule_finds_nearly_empty_boxes_and_trusts_the_prior_there_only():
     prob[..., 0] = 1  # background everywhere ...
     prob[0:2, 0:2] = (0, 1, 0)  # ... but a quarter of the first box
     prob[4, 4] = (0, 0, 1)  # one pixel (1/16) of the second
-    assert rule.short(prob) == [(2, 4, 8, 4, 8)]
+    assert rule.short(prob) == [(2, 4, 8, 4, 8, 1e-2)]
     base = np.full((8, 8), 1e-4)
     base[5, 5] = 0.5  # a stronger trust already there is kept
     strength = rule.strength_map(rule.short(prob), base, (8, 8))
@@ -153,6 +161,70 @@ def test_fill_rule_finds_nearly_empty_boxes_and_trusts_the_prior_there_only():
     np.testing.assert_array_equal(strength, expected)
     np.testing.assert_array_equal(rule.strength_map([], 1e-4, (8, 8)), np.full((8, 8), 1e-4))
     assert base[5, 5] == 0.5 and base[0, 0] == 1e-4  # not modified
+
+
+def test_cover_rule_finds_boxes_whose_class_misses_rows_or_columns():
+    from dipseg.dip.refine import FillRule
+
+    rule = FillRule(least=0.1, strength=1e-2, boxes=[(1, 0, 10, 0, 10)], cover=0.95, cover_below=0.4,
+                    cover_strength=1e-3)
+
+    def short(mask):
+        prob = np.zeros((10, 10, 2), np.float32)
+        prob[..., 0] = 1
+        prob[mask] = (0, 1)
+        return rule.short(prob)
+
+    def block(rows, cols):
+        m = np.zeros((10, 10), bool)
+        m[rows, cols] = True
+        return m
+
+    band = np.abs(np.subtract.outer(np.arange(10), np.arange(10))) <= 1  # 28 % of the box, every row and column
+    # a third of the box, in its left columns only: the object's right part was cut off
+    assert short(block(slice(0, 10), slice(0, 3))) == [(1, 0, 10, 0, 10, 1e-3)]
+    assert short(band) == []
+    # half the box in its upper rows: already well filled, so it is left alone (a thin object's box)
+    assert short(block(slice(0, 5), slice(0, 10))) == []
+    # the outermost rows and columns are partly outside the box at the walk's size: not counted
+    assert short(band & block(slice(1, 9), slice(1, 9))) == []
+    # nearly empty: the fill rule's own strength
+    assert short(block(slice(0, 1), slice(0, 5))) == [(1, 0, 10, 0, 10, 1e-2)]
+    strength = rule.strength_map([(1, 0, 5, 0, 5, 1e-3), (1, 5, 10, 5, 10, 1e-2)], 1e-4, (10, 10))
+    expected = np.full((10, 10), 1e-4)
+    expected[:5, :5] = 1e-3
+    expected[5:, 5:] = 1e-2
+    np.testing.assert_array_equal(strength, expected)
+
+
+def test_cover_rule_gives_back_the_part_of_an_object_the_seeds_around_its_box_flooded():
+    """A tight box whose object is three quarters the background's colour: the walk keeps only
+    the distinct quarter, which reaches a quarter of the box's columns; the rule lets the prior
+    (here: object in the whole box) decide inside it."""
+    import torch
+
+    from dipseg.boxes import Box, box_labels
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    rng = np.random.default_rng(0)
+    img = np.clip(128 + rng.normal(0, 2, (40, 40, 3)), 0, 255).astype(np.uint8)
+    img[10:30, 10:15] = 220
+    boxes = [Box(1, 10, 10, 30, 30)]
+    labels = box_labels(boxes, (40, 40))
+    ids = np.array([0, 1])
+    logits = torch.zeros(1, 2, 40, 40)
+    logits[0, 1, 10:30, 10:30] = 4.0
+
+    def share(**fields):
+        cfg = FitConfig(refine="random-walk", refine_size=40, colour_weight=0.0, box_inside=0.0,
+                        box_sure_strength=0.0, box_cover_strength=1.0, **fields)
+        prepared = prepare_full_resolution(img, labels, ids, cfg, seed=0, boxes=boxes, tight_boxes=True)
+        return (finish_full_resolution(prepared, logits).argmax(-1)[10:30, 10:30] == 1).mean()
+
+    off, on = share(box_cover_least=0.0), share()
+    assert 0.2 < off < 0.4  # the distinct quarter only
+    assert on > 0.8
 
 
 @pytest.mark.parametrize("network_says_object", [True, False])

@@ -13,7 +13,7 @@ probabilities back to the image's full resolution along the image's own edges:
   (``FitConfig.refine_connected``);
 * with tight boxes, two rules on where the walk trusts its prior more: at the pixels the
   prior is sure of a box's class (:class:`SureRule`), and inside a box the walk has left
-  nearly empty of its class (:class:`FillRule`).
+  nearly empty of its class or has cut rows or columns of it off (:class:`FillRule`).
 
 :func:`full_resolution` is the whole stage as a fit runs it (priors, colour models,
 refinement) in two halves: :func:`prepare_full_resolution` needs the image and labels only
@@ -472,7 +472,7 @@ class Prepared:
     sure : SureRule or None
         Tight boxes: the walk's stronger trust in its prior where the prior is sure of a box's class.
     fill : FillRule or None
-        Tight boxes: the walk's stronger trust in its prior inside a box it leaves nearly empty.
+        Tight boxes: the walk's stronger trust in its prior inside a box it leaves nearly empty or cut short.
     """
 
     shape: tuple[int, int]
@@ -491,32 +491,57 @@ class Prepared:
 
 @dataclass
 class FillRule:
-    """Tight boxes: where the walk leaves a box nearly empty of its class, it trusts its prior there (``FitConfig.box_fill_*``).
+    """Tight boxes: where the walk leaves a box nearly empty of its class, it trusts its prior there (``FitConfig.box_fill_*``, ``box_cover_*``).
 
     A tight box's object touches all four of its sides, so it seldom covers less than a
     tenth of it (1 % of VOC's boxes). When the walk's answer gives a box's class less than
     ``least`` of the box, the seeds around it have flooded it (an object of even colour
     beside seeds of that colour); the walk is solved again with ``strength`` inside that box,
     so there the prior decides. Where the prior too says the box is mostly background, the
-    answer stays so.
+    answer stays so. Likewise, at ``cover_strength``, a box whose class wins less than
+    ``cover_below`` of it and reaches fewer than ``cover`` of its rows or of its columns:
+    one connected object spans every row and column of its tight box, so the walk has cut
+    part of it off.
     """
 
     least: float
     strength: float
     boxes: list[tuple[int, int, int, int, int]]
     """``(column, r0, r1, c0, c1)`` per box: its class's column and its rows and columns at the walk's size."""
+    cover: float = 0.0
+    cover_below: float = 0.0
+    cover_strength: float = 0.0
 
-    def short(self, prob: np.ndarray) -> list[tuple[int, int, int, int, int]]:
-        """The boxes whose class wins less than ``least`` of their pixels in ``prob`` ``(h, w, k)``."""
+    def short(self, prob: np.ndarray) -> list[tuple[int, int, int, int, int, float]]:
+        """The boxes to solve again for ``prob`` ``(h, w, k)``, each ``(column, r0, r1, c0, c1, strength)``."""
         won = prob.argmax(-1)
-        return [b for b in self.boxes if (won[b[1]:b[2], b[3]:b[4]] == b[0]).mean() < self.least]
+        out = []
+        for b in self.boxes:
+            inside = won[b[1]:b[2], b[3]:b[4]] == b[0]
+            share = inside.mean()
+            if share < self.least:
+                out.append((*b, self.strength))
+            elif share < self.cover_below and _reach(inside) < self.cover:
+                out.append((*b, self.cover_strength))
+        return out
 
     def strength_map(self, short: list, otherwise: np.ndarray | float, shape: tuple[int, int]) -> np.ndarray:
-        """The walk's strength ``(h, w)``: ``otherwise`` (a number or a map), raised to ``strength`` inside ``short``."""
+        """The walk's strength ``(h, w)``: ``otherwise`` (a number or a map), raised inside each of ``short`` to its strength."""
         s = np.array(np.broadcast_to(np.asarray(otherwise, np.float64), shape))
-        for _, r0, r1, c0, c1 in short:
-            s[r0:r1, c0:c1] = np.maximum(s[r0:r1, c0:c1], self.strength)
+        for _, r0, r1, c0, c1, strength in short:
+            s[r0:r1, c0:c1] = np.maximum(s[r0:r1, c0:c1], strength)
         return s
+
+
+def _reach(inside: np.ndarray) -> float:
+    """The smaller of the shares of rows and of columns of ``inside`` ``(h, w)`` bool that hold a True.
+
+    The outermost row and column on each side are left out when there are more than two:
+    a box's slices at the walk's size are rounded outwards, so those are partly outside it.
+    """
+    core = inside[1:-1] if inside.shape[0] > 2 else inside
+    core = core[:, 1:-1] if core.shape[1] > 2 else core
+    return float(min(core.any(1).mean(), core.any(0).mean()))
 
 
 @dataclass
@@ -613,9 +638,12 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
         if cfg.refine_connected and two and background in class_ids and not boxes:
             connected = int(np.flatnonzero(class_ids != background)[0])
         fill = None
-        if boxes and tight_boxes and cfg.box_fill_least > 0 and cfg.box_fill_strength > 0:
-            fill = FillRule(cfg.box_fill_least, cfg.box_fill_strength,
-                            [(int(np.searchsorted(class_ids, b.cls)), *work_slices(b, (H, W), rs)) for b in boxes])
+        fill_on = cfg.box_fill_least > 0 and cfg.box_fill_strength > 0
+        cover_on = cfg.box_cover_least > 0 and cfg.box_cover_below > 0 and cfg.box_cover_strength > 0
+        if boxes and tight_boxes and (fill_on or cover_on):
+            fill = FillRule(cfg.box_fill_least if fill_on else 0.0, cfg.box_fill_strength,
+                            [(int(np.searchsorted(class_ids, b.cls)), *work_slices(b, (H, W), rs)) for b in boxes],
+                            cfg.box_cover_least if cover_on else 0.0, cfg.box_cover_below, cfg.box_cover_strength)
         return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds,
                         cfg.refine_cut if two else 0.0, cfg.refine_cut_walk, connected, sure, fill)
     _check(should_stop)

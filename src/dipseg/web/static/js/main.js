@@ -20,7 +20,7 @@
  *   window.dipseg     small scripting API (state(), imageToClient(x, y), ...)
  */
 import * as api from "./api.js";
-import { S, setData, onHistoryChange, resetHistory, markDirty, markMaskUnsaved, markSaved, markSent, hasUnsent } from "./state.js";
+import { S, setData, onHistoryChange, resetHistory, markDirty, markMaskUnsaved, markSaved, markSent, resetSent, hasUnsent } from "./state.js";
 import {
   resetLabels,
   encodeLabels,
@@ -345,7 +345,7 @@ async function openImage(id, from = null) {
       markDirty();
       markMaskUnsaved();
     }
-    S.edits = S.sentEdits = 0; // what the image opens with is on disk or held by the server
+    resetSent();
     setData("proposal", proposal ? proposal.kind : info.proposed ? "shown" : "none");
     if (!S.sizeChosen) setSize(Math.max(3, Math.round(Math.max(S.W, S.H) / 30)));
     setData("imageId", info.id);

@@ -91,6 +91,11 @@ export function markSent(n = S.edits) {
   S.sentEdits = Math.max(S.sentEdits, n);
 }
 
+// A newly opened image: what it opens with is on disk or held by the server.
+export function resetSent() {
+  S.edits = S.sentEdits = 0;
+}
+
 // Edits only this page holds: a reload or a closed tab would lose them.
 export function hasUnsent() {
   return S.edits > S.sentEdits;
