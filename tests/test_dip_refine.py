@@ -591,3 +591,57 @@ def test_refine_connected_drops_object_regions_without_a_click():
     np.testing.assert_allclose(one.sum(-1), 1, atol=1e-5)
     # the object's background pixels are untouched
     np.testing.assert_array_equal(one[:4, :4], both[:4, :4])
+
+
+def test_dense_labels_keep_every_class_to_its_labelled_regions():
+    """Three classes: class 1 wins two squares but is labelled in one only; with
+    ``refine_dense_connected`` and dense labels the other square goes to the next most likely
+    class in the walk's answer, and nothing changes for sparse labels, boxes, or with the field off."""
+    import torch
+
+    from dipseg.boxes import Box
+    from dipseg.dip.config import FitConfig
+    from dipseg.dip.refine import finish_full_resolution, prepare_full_resolution
+
+    rng = np.random.default_rng(0)
+    img = np.clip(60 + rng.normal(0, 2, (40, 40, 3)), 0, 255).astype(np.uint8)
+    img[4:16, 4:16] = img[24:36, 24:36] = 220
+    img[24:36, 4:16] = 140
+    labels = np.full((40, 40), IGNORE)
+    labels[::3, ::3] = 0  # a dense grid of background labels ...
+    labels[4:16, 4:16] = labels[24:36, 4:16] = labels[24:36, 24:36] = IGNORE
+    labels[4:16, 4:16][::3, ::3] = 1  # ... of the first square
+    labels[24:36, 4:16][::3, ::3] = 2  # ... and of the grey square; the second white square holds none
+    logits = torch.zeros(1, 3, 40, 40)
+    logits[0, 1][torch.from_numpy(img[..., 0] > 200)] = 4.0
+    ids = np.array([0, 1, 2])
+    base = dict(refine="random-walk", refine_size=None)
+
+    def classes(labels, **fields):
+        prepared = prepare_full_resolution(img, labels, ids, FitConfig(**base, **fields), seed=0)
+        return prepared, finish_full_resolution(prepared, logits)
+
+    prepared, off = classes(labels)
+    assert not prepared.dense_connected and (off.argmax(-1)[26:34, 26:34] == 1).all()
+    prepared, on = classes(labels, refine_dense_connected=True)
+    assert prepared.dense_connected
+    runner_up = off.copy()
+    runner_up[..., 1] = 0
+    np.testing.assert_array_equal(on.argmax(-1)[24:36, 24:36], runner_up.argmax(-1)[24:36, 24:36])
+    assert (on.argmax(-1)[26:34, 26:34] != 1).all()
+    assert (on.argmax(-1)[6:14, 6:14] == 1).all() and (on.argmax(-1)[26:34, 6:14] == 2).all()
+    np.testing.assert_allclose(on.sum(-1), 1, atol=1e-5)
+    # sparse labels (coverage under refine_dense_from) and boxes leave the rule off
+    sparse = np.full((40, 40), IGNORE)
+    sparse[0, 0], sparse[8, 8], sparse[30, 8] = 0, 1, 2
+    assert not classes(sparse, refine_dense_connected=True)[0].dense_connected
+    boxed = prepare_full_resolution(img, labels, ids, FitConfig(**base, refine_dense_connected=True), seed=0,
+                                    boxes=[Box(1, 4, 4, 16, 16)])
+    assert not boxed.dense_connected
+
+
+def test_the_click_preset_keeps_its_own_connected_rule_only():
+    from dipseg.dip.presets import PRESETS
+
+    assert PRESETS["fast"].fit.refine_dense_connected
+    assert PRESETS["clicks"].fit.refine_connected and not PRESETS["clicks"].fit.refine_dense_connected

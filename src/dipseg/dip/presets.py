@@ -85,6 +85,7 @@ PRESETS: dict[str, Preset] = {
             network_coverage=0.3,
             refine="random-walk",
             refine_dense_strength=1e-7,
+            refine_dense_connected=True,
         ),
         "Default. Noise plus image and coordinates as input, four scales of slim widths, an "
         "appearance-weighted pairwise loss, 64 px working size, 30 steps; then, at 256 px, a "
@@ -94,7 +95,8 @@ PRESETS: dict[str, Preset] = {
         "count less when the labels cover little of each class, and half as much when they are scattered "
         "spots rather than strokes; fewer than five single points keep the image-wide falloff and full colour), "
         "and a random walker seeded "
-        "by the labels (trusting dense labels more), snapped to full resolution.",
+        "by the labels (trusting dense labels more, and keeping each class to the regions that "
+        "hold its labels when they are dense), snapped to full resolution.",
     ),
 }
 PRESETS["lite"] = Preset(
@@ -110,7 +112,8 @@ PRESETS["clicks"] = Preset(
     FAST,
     replace(PRESETS["fast"].fit, refine_strength=1e-6, refine_dense_strength=None, box_spot_min=0,
             box_free_background=True, network_coverage=0.0, colour_rounds=1, colour_rounds_min_share=0.03,
-            refine_cut=2.0, refine_cut_walk=0.5, refine_connected=True, point_border=0.0),
+            refine_cut=2.0, refine_cut_walk=0.5, refine_connected=True, refine_dense_connected=False,
+            point_border=0.0),
     "The default with its random walk trusting the labels ten times more (refine_strength "
     "1e-6), one box geometry for every class (no tighter box for spot labels, which costs "
     "this preset half a click at 90 %) and the background always free of the box prior "

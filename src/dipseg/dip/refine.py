@@ -10,7 +10,8 @@ probabilities back to the image's full resolution along the image's own edges:
 * with two classes, optionally a graph cut (:func:`dipseg.graphcut.binary_graph_cut`) that
   decides each pixel's class from those probabilities and the walk's
   (``FitConfig.refine_cut``), and an object kept to its labelled regions
-  (``FitConfig.refine_connected``);
+  (``FitConfig.refine_connected``); with dense labels, every class kept to its labelled
+  regions (``FitConfig.refine_dense_connected``);
 * with tight boxes, two rules on where the walk trusts its prior more: at the pixels the
   prior is sure of a box's class (:class:`SureRule`), and inside a box the walk has left
   nearly empty of its class or has cut rows or columns of it off (:class:`FillRule`).
@@ -473,6 +474,9 @@ class Prepared:
         Tight boxes: the walk's stronger trust in its prior where the prior is sure of a box's class.
     fill : FillRule or None
         Tight boxes: the walk's stronger trust in its prior inside a box it leaves nearly empty or cut short.
+    dense_connected : bool
+        ``FitConfig.refine_dense_connected`` with dense labels: every class's regions without
+        one of its labels go to the next most likely class.
     """
 
     shape: tuple[int, int]
@@ -487,6 +491,7 @@ class Prepared:
     connected: int | None = None
     sure: "SureRule | None" = None
     fill: "FillRule | None" = None
+    dense_connected: bool = False
 
 
 @dataclass
@@ -637,6 +642,8 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
             sure = SureRule(cfg.box_sure_at, cfg.box_sure_strength, int(bg[0]) if len(bg) else -1)
         if cfg.refine_connected and two and background in class_ids and not boxes:
             connected = int(np.flatnonzero(class_ids != background)[0])
+        dense_connected = (cfg.refine_dense_connected and not boxes and len(class_ids) >= 2
+                           and coverage_weight(labels, class_ids) >= cfg.refine_dense_from)
         fill = None
         fill_on = cfg.box_fill_least > 0 and cfg.box_fill_strength > 0
         cover_on = cfg.box_cover_least > 0 and cfg.box_cover_below > 0 and cfg.box_cover_strength > 0
@@ -645,11 +652,19 @@ def prepare_full_resolution(image: np.ndarray, labels: np.ndarray, class_ids: np
                             [(int(np.searchsorted(class_ids, b.cls)), *work_slices(b, (H, W), rs)) for b in boxes],
                             cfg.box_cover_least if cover_on else 0.0, cfg.box_cover_below, cfg.box_cover_strength)
         return Prepared((H, W), rs, prior, walk, guide, network_scale(labels, class_ids, cfg, boxes), rounds,
-                        cfg.refine_cut if two else 0.0, cfg.refine_cut_walk, connected, sure, fill)
+                        cfg.refine_cut if two else 0.0, cfg.refine_cut_walk, connected, sure, fill, dense_connected)
     _check(should_stop)
     prior, rounds = _priors_and_rounds(image, labels, class_ids, cfg, seed, boxes, background, tight_boxes)
     guide = GuidedFilter(image.astype(np.float32) / 255.0, *radius_eps) if cfg.refine == "guided" else None
     return Prepared((H, W), (H, W), prior, None, guide, network_scale(labels, class_ids, cfg, boxes), rounds)
+
+
+def _unseeded(won: np.ndarray, fixed: np.ndarray, column: int) -> np.ndarray:
+    """The pixels ``(h, w)`` bool of the 4-connected regions where ``won == column`` that hold none of its seeds."""
+    mine = won == column
+    regions, _ = ndimage.label(mine)
+    seeded = np.unique(regions[mine & (fixed == column)])
+    return mine & ~np.isin(regions, seeded[seeded > 0])
 
 
 def _drop_unseeded(prob: np.ndarray, fixed: np.ndarray, column: int) -> np.ndarray:
@@ -658,13 +673,28 @@ def _drop_unseeded(prob: np.ndarray, fixed: np.ndarray, column: int) -> np.ndarr
     Two classes only: where ``column`` wins a 4-connected region without one of its seeds
     (``fixed == column``), the two probabilities swap, so the other class wins by the same margin.
     """
-    won = prob.argmax(-1) == column
-    regions, _ = ndimage.label(won)
-    seeded = np.unique(regions[won & (fixed == column)])
-    drop = won & ~np.isin(regions, seeded[seeded > 0])
+    drop = _unseeded(prob.argmax(-1), fixed, column)
     if drop.any():
         prob = prob.copy()
         prob[drop] = prob[drop][:, ::-1]
+    return prob
+
+
+def _drop_unseeded_all(prob: np.ndarray, fixed: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """``prob`` ``(h, w, k)`` with every class's regions that hold none of its seeds handed to the next class.
+
+    There the class's probability becomes 0 (the rest renormalised), so the next most likely
+    class takes over; that class's new regions are checked in turn, ``rounds`` times at most.
+    """
+    for _ in range(rounds):
+        won = prob.argmax(-1)
+        drop = np.zeros(won.shape + (prob.shape[-1],), bool)
+        for c in np.unique(won):
+            drop[..., c] = _unseeded(won, fixed, int(c))
+        if not drop.any():
+            break
+        prob = np.where(drop, 0.0, prob).astype(prob.dtype)
+        prob /= np.maximum(prob.sum(-1, keepdims=True), 1e-12)
     return prob
 
 
@@ -735,6 +765,8 @@ def finish_full_resolution(prepared: Prepared, logits: "torch.Tensor",
         prob = 0.5 * (prob + prepared.walk.cut(blend, prepared.cut))
     if prepared.connected is not None:
         prob = _drop_unseeded(prob, prepared.walk.fixed, prepared.connected)
+    elif prepared.dense_connected:
+        prob = _drop_unseeded_all(prob, prepared.walk.fixed)
     if prepared.walk is not None:
         if prepared.stage_shape != (H, W):
             prob = cv2.resize(prob, (W, H), interpolation=cv2.INTER_LINEAR)
