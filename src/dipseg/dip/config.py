@@ -191,8 +191,8 @@ class FitConfig:
         250 83.33 / 90.12 against 83.38 / 90.08, ``blobs:1000`` 62.25 against 62.24; the
         GrabCut set's scribble sets 1 / 2 88.85 / 95.14 against 88.74 / 94.43. From
         coverage 0.2 (reaching ``uniform:10``) it lifts ``uniform:10`` on the train images
-        (74.92 against 74.61) but would also act on ``blobs:1000`` and was not checked
-        further (docs/study.md).
+        (74.92 against 74.61) but loses on the unseen ones (74.45 against 75.00)
+        (docs/study.md).
     refine_beta : float
         Random-walk refinement: edge sensitivity (see :func:`dipseg.features.edge_weights`).
     refine_size : int or None
