@@ -8,6 +8,7 @@ playwright package is missing (``make browser`` installs Debian's chromium).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -190,6 +191,21 @@ def test_paint_segment_download_save_and_walk_the_folder(browser, tmp_path):
         page.wait_for_function("window.dipseg.state().image === 'first.png' && window.dipseg.state().state === 'ready'")
         assert app.get_attribute("data-mask") == "final"
         assert page.evaluate("window.dipseg.labelCounts()") == counts
+
+        # the preset of the next Segment: the server's first, then clicks, which the save
+        # records and this browser remembers
+        assert app.get_attribute("data-preset") == "fast"
+        select = page.locator("[data-testid=preset]")
+        assert select.input_value() == "fast" and select.locator("option").count() >= 5
+        select.select_option("clicks")
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=done][data-preset=clicks]", timeout=60000)
+        page.click("#save")
+        page.wait_for_selector("#app[data-saved=true]")
+        assert json.loads((out / "first_meta.json").read_text())["fit"]["preset"] == "clicks"
+        page.reload()
+        page.wait_for_selector("#app[data-state=ready]", timeout=20000)
+        assert page.locator("[data-testid=preset]").input_value() == "clicks"
         assert not problems, problems
     finally:
         _stop(proc)

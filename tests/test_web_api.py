@@ -28,6 +28,7 @@ from conftest import (
 )
 from PIL import Image
 
+from dipseg.dip.presets import PRESETS
 from dipseg.io import InputError, TooLargeError, UnsupportedFormatError
 from dipseg.palette import PALETTE
 from dipseg.web import create_app
@@ -61,6 +62,12 @@ def test_config_classes_default_and_custom(web_api, web_folder, web_out):
     assert [c["name"] for c in cfg["classes"]][:2] == ["background", "aeroplane"] and len(cfg["classes"]) == 21
     assert cfg["classes"][15] == {"id": 15, "name": "person", "colour": "#c08080"}
     assert cfg["mode"] == "folder" and cfg["iterations"] == WEB_FAST["iterations"]
+    # every preset a Segment may name, the server's first, each with the server's overrides
+    presets = {p["name"]: p for p in cfg["presets"]}
+    assert cfg["presets"][0]["name"] == cfg["preset"] and set(PRESETS) == set(presets)
+    assert {p["iterations"] for p in cfg["presets"]} == {WEB_FAST["iterations"]}
+    assert presets["clicks"]["can_transfer"] and not presets["paper"]["can_transfer"]
+    assert presets["clicks"]["description"] == PRESETS["clicks"].description
     with api_client(create_app(web_folder, web_out, classes=["sky", "tree", "road"], fit_overrides=WEB_FAST)) as c:
         classes = c.get("/api/config").json()["classes"]
     assert [c["name"] for c in classes] == ["sky", "tree", "road"]

@@ -105,6 +105,41 @@ def test_tight_boxes_reach_the_fit(web_api, monkeypatch):
     assert seen == [True, False, False]
 
 
+def test_a_segment_may_name_its_preset_and_warm_starts_follow_the_network(web_api, monkeypatch):
+    seen = []
+    real = jobs_module.segment
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["preset"], kwargs["warm_start"] is not None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "segment", spy)
+    url = "/api/images/img1.png/segment"
+    server = web_api.get("/api/config").json()["preset"]
+    starts = []
+    for preset in (None, "clicks", "clicks", None):
+        body = wire(paint()) if preset is None else dict(wire(paint()), preset=preset)
+        evs = dict(sse_events(web_api.post(url, json=body).text))
+        starts.append(evs["start"]["preset"])
+        assert "done" in evs
+    assert starts == [server, "clicks", "clicks", server]
+    # the same labels: `clicks` has the default's network and input, so its fits go on warm
+    assert seen == [(server, False), ("clicks", True), ("clicks", True), (server, True)]
+    # `lite` has narrower layers: a fit with it starts afresh, and so does the next default one
+    seen.clear()
+    for preset in ("lite", None):
+        body = wire(paint()) if preset is None else dict(wire(paint()), preset=preset)
+        assert sse_events(web_api.post(url, json=body).text)[-1][0] == "done"
+    assert seen == [("lite", False), (server, False)]
+
+
+@pytest.mark.parametrize("preset", ["no-such-preset", 3, ["clicks"]])
+def test_an_unknown_preset_is_refused_before_any_fit(web_api, monkeypatch, preset):
+    monkeypatch.setattr(jobs_module, "segment", lambda *a, **k: pytest.fail("no fit for a bad preset"))
+    r = web_api.post("/api/images/img1.png/segment", json=dict(wire(paint()), preset=preset))
+    assert "unknown preset" in assert_error(r, 422) and "clicks" in r.json()["detail"]
+
+
 def test_two_workers_fit_with_one_thread_each(web_folder, web_out):
     with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, workers=2, queue_size=1)) as c:
         assert c.get("/api/jobs").json() == {"jobs": [], "capacity": 3, "workers": 2}

@@ -149,6 +149,12 @@ def test_refusals(client, frames, tmp_path):
     assert "boxes" in assert_error(_transfer(client, "f1.png", "f0.png"), 409)
     assert client.get("/api/images/f0.png").json()["has_model"] is False
     assert not client.get("/api/images/f1.png").json()["has_labels"]
+    # a Segment that names a preset whose network never sees the image leaves none either
+    _segment(client, "f0.png", _grid(), preset="slim")
+    detail = assert_error(_transfer(client, "f1.png", "f0.png"), 409)
+    assert "'slim'" in detail and "fast" in detail, detail
+    _segment(client, "f0.png", _grid(), preset="clicks")  # one that does keeps its network
+    assert client.get("/api/images/f0.png").json()["has_model"] is True
 
     # a preset whose network never sees the image cannot transfer: 422, naming those that can
     with api_client(create_app(frames, tmp_path / "out2", preset="slim", fit_overrides=WEB_FAST)) as c:

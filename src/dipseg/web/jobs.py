@@ -192,10 +192,11 @@ class JobQueue:
             raise InputError(str(exc)) from None
 
     def submit(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=None,
-               tight_boxes: bool = False) -> Job:
+               tight_boxes: bool = False, preset: str | None = None) -> Job:
         """Admit a fit of ``image`` from ``labels`` (uint8, 255 = unlabelled) and ``boxes``; call on the event loop.
 
         ``tight_boxes``: the boxes touch their objects on every side (:func:`dipseg.segment`).
+        ``preset``: one of ``settings.preset_configs`` (None: the server's preset).
 
         Raises
         ------
@@ -216,19 +217,25 @@ class JobQueue:
             job = Job(secrets.token_hex(8), entry.id, loop, position=max(0, busy + 1 - self.settings.workers))
             self.jobs[job.id] = job
             try:
-                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []), tight_boxes)
+                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []), tight_boxes,
+                                 self.settings.config_for(preset)[0])
             except RuntimeError:
                 self.jobs.pop(job.id, None)
                 raise ShuttingDown("the server is shutting down") from None
         return job
 
-    def _warm_state(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=()):
-        """The image's last fit state if this fit can continue from it, else None (the state is used up)."""
+    def _warm_state(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=(),
+                    preset: str | None = None):
+        """The image's last fit state if this fit can continue from it, else None (the state is used up).
+
+        With another preset than the last fit's, it goes on only if their networks and inputs
+        match (``fast`` and ``clicks`` do; :meth:`dipseg.dip.fit.FitState.can_continue`).
+        """
         if not warm:
             return None
         with self.lock:
             state = self.states.pop(entry.id, None)
-        preset = self.settings.preset_config
+        _, preset = self.settings.config_for(preset)
         class_ids = None
         if boxes:
             from ..boxes import box_classes, box_labels
@@ -252,7 +259,7 @@ class JobQueue:
                 self.states.popitem(last=False)
 
     def _run(self, job: Job, entry: ImageEntry, image: np.ndarray, labels8: np.ndarray, warm: bool,
-             boxes: list | None = None, tight_boxes: bool = False) -> None:
+             boxes: list | None = None, tight_boxes: bool = False, preset: str | None = None) -> None:
         """Worker thread: one fit, reporting to ``job``; every exception goes to the client."""
         try:
             with self.lock:
@@ -264,16 +271,17 @@ class JobQueue:
             image, labels = fit_inputs(image, labels8, size)
             # boxes come in image pixels; the fit may run on a smaller copy
             boxes = [b.scaled(size[0] / H, size[1] / W) for b in (boxes or [])]
-            state = self._warm_state(entry, image, labels, warm, boxes)
-            iterations = self.settings.preset_config.fit.iterations
+            preset, config = self.settings.config_for(preset)
+            state = self._warm_state(entry, image, labels, warm, boxes, preset)
+            iterations = config.fit.iterations
             if state is not None:
                 iterations = max(1, math.ceil(iterations * self.settings.warm_fraction))
             job.total = iterations
             job.emit("start", {"job": job.id, "image": entry.id, "total": iterations,
-                               "warm_start": state is not None, "preset": self.settings.preset,
+                               "warm_start": state is not None, "preset": preset,
                                "fit_width": size[1], "fit_height": size[0]})
             seg = segment(image, labels, "dipseg", boxes=boxes or None, tight_boxes=tight_boxes,
-                          preset=self.settings.preset,
+                          preset=preset,
                           device=self.settings.device,
                           callback=self._callback(job), preview_every=max(1, iterations // PREVIEWS),
                           warm_start=state, threads=self.settings.threads,

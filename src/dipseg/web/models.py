@@ -29,6 +29,13 @@ class ClassInfo(BaseModel):
     colour: str = Field(description="VOC palette colour as #rrggbb")
 
 
+class PresetInfo(BaseModel):
+    name: str
+    description: str
+    iterations: int
+    can_transfer: bool = Field(description="its network sees the image, so its fits can start the next image")
+
+
 class ServerConfig(BaseModel):
     """``GET /api/config``."""
 
@@ -36,7 +43,8 @@ class ServerConfig(BaseModel):
     mode: Mode
     classes: list[ClassInfo]
     unlabelled: int = Field(description="label value of an unlabelled pixel (255)")
-    preset: str
+    preset: str = Field(description="the preset of a Segment that names none")
+    presets: list[PresetInfo] = Field(description="the presets a Segment may name (`preset`), this server's first")
     iterations: int
     working_size: int | None
     warm_fraction: float
@@ -160,6 +168,8 @@ class SegmentRequest(BaseModel):
     tight_boxes: bool = Field(False, description="the boxes touch their objects on every side (detection data); "
                                                  "false for boxes drawn with a margin (docs/boxes.md)")
     warm_start: bool = True
+    preset: str | None = Field(None, description="one of /api/config's `presets` (`clicks` for clicking, "
+                                                 "docs/interactive.md); omitted: the server's")
 
 
 class SaveRequest(BaseModel):

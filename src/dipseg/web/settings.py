@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from ..api import dipseg_config
 from ..dip.config import WARM_FRACTION, given
-from ..dip.presets import DEFAULT_PRESET, Preset
+from ..dip.presets import DEFAULT_PRESET, PRESETS, Preset
 from ..io import DEFAULT_MAX_PIXELS, InputError
 from ..palette import VOC_CLASSES
 
@@ -125,7 +125,11 @@ class Settings:
     body_timeout : float
         Seconds a request body may stall (408 beyond).
     preset_config : Preset
-        Derived: the preset with ``fit_overrides`` applied, as every fit uses it.
+        Derived: the preset with ``fit_overrides`` applied, as every fit uses it unless its
+        request names another (:meth:`config_for`).
+    preset_configs : mapping of str to Preset
+        Derived: every preset of the registry with ``fit_overrides`` applied, the presets a
+        request may name (those the overrides do not fit are left out).
 
     Raises
     ------
@@ -154,6 +158,7 @@ class Settings:
     body_budget_bytes: int = DEFAULT_BODY_BUDGET_BYTES
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     preset_config: Preset = field(init=False, repr=False, compare=False)
+    preset_configs: Mapping[str, Preset] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -175,6 +180,8 @@ class Settings:
         put(self, "preset", self.preset or DEFAULT_PRESET)
         put(self, "fit_overrides", MappingProxyType(given(dict(self.fit_overrides or {}))))
         put(self, "preset_config", dipseg_config("dipseg", self.preset, dict(self.fit_overrides)))
+        put(self, "preset_configs", MappingProxyType(_presets_with(dict(self.fit_overrides), self.preset,
+                                                                   self.preset_config)))
         put(self, "classes", check_classes(list(self.classes)))
         put(self, "max_upload_bytes", int(self.max_upload_bytes))
         put(self, "max_pixels", int(self.max_pixels))
@@ -195,6 +202,21 @@ class Settings:
             put(self, "images_dir", images_dir)
         put(self, "out_dir", out_dir)
 
+    def config_for(self, preset: str | None) -> tuple[str, Preset]:
+        """The name and configuration of the preset a request names (None: this server's).
+
+        Raises
+        ------
+        InputError
+            Not a preset of :attr:`preset_configs`.
+        """
+        if preset is None:
+            return self.preset, self.preset_config
+        if not isinstance(preset, str) or preset not in self.preset_configs:
+            raise InputError(f"unknown preset {preset!r}: send one of {', '.join(self.preset_configs)} "
+                             f"(or none for this server's, {self.preset!r})")
+        return preset, self.preset_configs[preset]
+
     @property
     def mode(self) -> str:
         """``folder`` (a ``--images`` folder is walked) or ``upload`` (images come from the page)."""
@@ -209,3 +231,15 @@ class Settings:
     def threads(self) -> int | None:
         """torch threads per fit: one when fits run side by side, else torch's default."""
         return 1 if self.workers > 1 else None
+
+
+def _presets_with(overrides: dict[str, Any], own: str, own_config: Preset) -> dict[str, Preset]:
+    """Every registry preset with ``overrides`` applied, the server's own first; those they do not fit are left out."""
+    out = {own: own_config}
+    for name in PRESETS:
+        if name not in out:
+            try:
+                out[name] = dipseg_config("dipseg", name, overrides)
+            except ValueError:
+                continue
+    return out

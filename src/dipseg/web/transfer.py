@@ -45,9 +45,14 @@ MAX_MODELS = 8
 its source's network, so this bounds the distinct networks too."""
 
 
+def can_transfer(preset) -> bool:
+    """Whether fits with ``preset`` (:class:`dipseg.dip.presets.Preset`) can start other images: its network sees the image."""
+    return preset.fit.input in TRANSFERABLE_INPUTS
+
+
 def transferable_presets() -> list[str]:
     """Names of the presets whose network sees the image (those that can start the next image)."""
-    return [name for name, p in PRESETS.items() if p.fit.input in TRANSFERABLE_INPUTS]
+    return [name for name, p in PRESETS.items() if can_transfer(p)]
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class Transfers:
     @property
     def enabled(self) -> bool:
         """Whether this server's fits can start other images (its preset's network sees the image)."""
-        return self.settings.preset_config.fit.input in TRANSFERABLE_INPUTS
+        return can_transfer(self.settings.preset_config)
 
     def check_enabled(self) -> None:
         """Refuse proposals on a server whose preset cannot transfer.
@@ -145,6 +150,10 @@ class Transfers:
         Never raises: a fit's mask does not depend on this.
         """
         if not self.enabled:
+            return
+        if seg.preset in self.settings.preset_configs and not can_transfer(self.settings.preset_configs[seg.preset]):
+            self._put(entry.id, None, f"its last fit used the preset {seg.preset!r}, whose network never sees the "
+                                      f"image: segment {entry.name} with one of {', '.join(transferable_presets())}")
             return
         if boxes:
             # a TransferModel carries painted labels only (its box prior and colour models
@@ -265,4 +274,4 @@ def _to_wire(pseudo: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-__all__ = ["MAX_MODELS", "Kept", "Transfers", "transferable_presets"]
+__all__ = ["MAX_MODELS", "Kept", "Transfers", "can_transfer", "transferable_presets"]

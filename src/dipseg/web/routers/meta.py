@@ -13,7 +13,7 @@ from ..deps import get_jobs, get_settings, get_transfers
 from ..jobs import JobQueue
 from ..models import Health, ServerConfig
 from ..settings import Settings
-from ..transfer import Transfers
+from ..transfer import Transfers, can_transfer
 from ..store import UNLABELLED
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -43,6 +43,9 @@ async def config(settings: Settings = Depends(get_settings), transfers: Transfer
                     for i, n in enumerate(settings.classes)],
         "unlabelled": UNLABELLED,
         "preset": settings.preset,
+        "presets": [{"name": name, "description": p.description, "iterations": p.fit.iterations,
+                     "can_transfer": can_transfer(p)}
+                    for name, p in settings.preset_configs.items()],
         "iterations": fit.iterations,
         "working_size": fit.working_size,
         "warm_fraction": settings.warm_fraction,

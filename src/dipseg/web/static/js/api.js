@@ -146,12 +146,15 @@ async function readEvents(resp, onEvent) {
 
 // Resolves when the stream ends; aborting `signal` closes it, which cancels the fit on the server.
 // `tight`: the boxes touch their objects on every side (docs/boxes.md); sent only with boxes.
-export async function segment(id, labels, signal, onEvent, boxes, tight) {
+// `preset`: one of the config's `presets` (omitted: the server's).
+export async function segment(id, labels, signal, onEvent, boxes, tight, preset) {
   const withBoxes = boxes && boxes.length;
+  const body = withBoxes ? { labels, boxes, tight_boxes: !!tight } : { labels };
+  if (preset) body.preset = preset;
   const resp = await send(`/api/images/${enc(id)}/segment`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify(withBoxes ? { labels, boxes, tight_boxes: !!tight } : { labels }),
+    body: JSON.stringify(body),
     signal,
   });
   await readEvents(resp, onEvent);

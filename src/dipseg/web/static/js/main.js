@@ -231,6 +231,43 @@ function buildClasses() {
   selectClass(S.config.classes.length > 1 ? 1 : 0);
 }
 
+// The preset of the next Segment: the server's unless the annotator picks another (remembered
+// in this browser), e.g. `clicks`, which needs fewer clicks per object (docs/interactive.md).
+const PRESET_KEY = "dipseg-preset";
+
+function buildPresets() {
+  const select = $("preset");
+  select.replaceChildren();
+  for (const p of S.config.presets) {
+    const o = document.createElement("option");
+    o.value = p.name;
+    o.textContent = p.name;
+    o.title = p.name === S.config.preset ? `The server's default. ${p.description}` : p.description;
+    select.appendChild(o);
+  }
+  let saved = null;
+  try {
+    saved = localStorage.getItem(PRESET_KEY);
+  } catch (e) {
+    saved = null; // storage refused (private mode): the choice lasts for this page only
+  }
+  select.value = S.config.presets.some((p) => p.name === saved) ? saved : S.config.preset;
+  select.title = presetInfo().description;
+}
+
+function presetInfo() {
+  return S.config.presets.find((p) => p.name === $("preset").value) || S.config.presets[0];
+}
+
+function onPresetChange() {
+  $("preset").title = presetInfo().description;
+  try {
+    localStorage.setItem(PRESET_KEY, $("preset").value);
+  } catch (e) {
+    // storage refused: the choice still holds for this page
+  }
+}
+
 function showList(L) {
   S.images = L.images;
   S.mode = L.mode;
@@ -461,7 +498,8 @@ async function onFitEvent(job, ev, d) {
   } else if (ev === "start") {
     setData("fit", "running");
     setProgress(0, d.total);
-    status(d.warm_start ? "Fitting (continuing the previous fit)…" : "Fitting…");
+    setData("preset", d.preset);
+    status(d.warm_start ? `Fitting with ${d.preset} (continuing the previous fit)…` : `Fitting with ${d.preset}…`);
   } else if (ev === "progress") {
     setData("fit", "running");
     setProgress(d.iteration, d.total);
@@ -533,7 +571,7 @@ async function runSegment() {
     for (let attempt = 1; ; attempt++) {
       try {
         await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d), encodeBoxes(),
-          $("tight-boxes").checked);
+          $("tight-boxes").checked, $("preset").value);
         break;
       } catch (e) {
         // every fit slot is taken: wait as long as the server asks, then try again by itself
@@ -762,6 +800,7 @@ function bind() {
   $("help-toggle").addEventListener("click", () => toggleHelp());
   $("hint").addEventListener("change", (e) => toggleHint(e.target.checked));
   // whether the boxes are tight is saved with them (the image's meta), so it is an edit like them
+  $("preset").addEventListener("change", onPresetChange);
   $("tight-boxes").addEventListener("change", () => {
     if (S.img && S.boxes.length) markDirty();
   });
@@ -968,6 +1007,7 @@ async function start() {
     api.setToken(S.config.token);
     setData("server", "up");
     buildClasses();
+    buildPresets();
     await refreshList();
   } catch (e) {
     setData("state", "error");
