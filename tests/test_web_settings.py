@@ -23,6 +23,30 @@ def test_settings_are_normalised_and_frozen(tmp_path, web_folder):
         s.workers = 3
 
 
+def test_a_request_may_name_any_preset_the_overrides_fit(tmp_path, monkeypatch):
+    import dipseg.web.settings as settings_module
+    from dipseg.dip.presets import PRESETS
+
+    s = Settings(out_dir=tmp_path, preset="clicks", fit_overrides={"iterations": 7})
+    assert list(s.preset_configs)[0] == "clicks" and set(s.preset_configs) == set(PRESETS)
+    assert {p.fit.iterations for p in s.preset_configs.values()} == {7}
+    assert s.config_for(None) == ("clicks", s.preset_config)
+    assert s.config_for("lite") == ("lite", s.preset_configs["lite"])
+    for bad in ("nope", "", 3, None.__class__):
+        with pytest.raises(InputError, match="unknown preset"):
+            s.config_for(bad)
+    # a preset the server's overrides do not fit is left out, not an error at start-up
+    real = settings_module.dipseg_config
+
+    def picky(method, preset, overrides=None):
+        if preset == "paper":
+            raise ValueError("working_size does not fit this preset")
+        return real(method, preset, overrides)
+
+    monkeypatch.setattr(settings_module, "dipseg_config", picky)
+    assert "paper" not in Settings(out_dir=tmp_path).preset_configs
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"workers": 0}, "workers"),
     ({"queue_size": -1}, "queue_size"),
