@@ -29,6 +29,7 @@ from urllib.parse import quote
 import numpy as np
 
 from ..api import segment
+from ..dip.presets import Preset
 from ..io import InputError
 from ..labels import downscale_labels, validate_image
 from ..palette import encode_palette_png
@@ -217,16 +218,15 @@ class JobQueue:
             job = Job(secrets.token_hex(8), entry.id, loop, position=max(0, busy + 1 - self.settings.workers))
             self.jobs[job.id] = job
             try:
-                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []), tight_boxes,
-                                 self.settings.config_for(preset)[0])
+                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []), tight_boxes, preset)
             except RuntimeError:
                 self.jobs.pop(job.id, None)
                 raise ShuttingDown("the server is shutting down") from None
         return job
 
-    def _warm_state(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=(),
-                    preset: str | None = None):
-        """The image's last fit state if this fit can continue from it, else None (the state is used up).
+    def _warm_state(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes,
+                    preset: Preset):
+        """The image's last fit state if a fit with ``preset`` can continue from it, else None (the state is used up).
 
         With another preset than the last fit's, it goes on only if their networks and inputs
         match (``fast`` and ``clicks`` do; :meth:`dipseg.dip.fit.FitState.can_continue`).
@@ -235,7 +235,6 @@ class JobQueue:
             return None
         with self.lock:
             state = self.states.pop(entry.id, None)
-        _, preset = self.settings.config_for(preset)
         class_ids = None
         if boxes:
             from ..boxes import box_classes, box_labels
@@ -272,7 +271,7 @@ class JobQueue:
             # boxes come in image pixels; the fit may run on a smaller copy
             boxes = [b.scaled(size[0] / H, size[1] / W) for b in (boxes or [])]
             preset, config = self.settings.config_for(preset)
-            state = self._warm_state(entry, image, labels, warm, boxes, preset)
+            state = self._warm_state(entry, image, labels, warm, boxes, config)
             iterations = config.fit.iterations
             if state is not None:
                 iterations = max(1, math.ceil(iterations * self.settings.warm_fraction))
