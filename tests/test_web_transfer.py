@@ -156,13 +156,23 @@ def test_refusals(client, frames, tmp_path):
     _segment(client, "f0.png", _grid(), preset="clicks")  # one that does keeps its network
     assert client.get("/api/images/f0.png").json()["has_model"] is True
 
-    # a preset whose network never sees the image cannot transfer: 422, naming those that can
+    # a server started with such a preset still offers transfers: the page's preset decides
     with api_client(create_app(frames, tmp_path / "out2", preset="slim", fit_overrides=WEB_FAST)) as c:
+        assert c.get("/api/config").json()["can_transfer"] is True
+        _segment(c, "f0.png", _grid())  # the server's own preset, slim: no network kept
+        assert c.get("/api/images/f0.png").json()["has_model"] is False
+        assert "'slim'" in assert_error(_transfer(c, "f1.png", "f0.png"), 409)
+        _segment(c, "f0.png", _grid(), preset="fast")
+        assert c.get("/api/images/f0.png").json()["has_model"] is True
+        assert _transfer(c, "f1.png", "f0.png").status_code == 200
+        assert set(transferable_presets()) >= {"fast", "lite", "clicks"} and "slim" not in transferable_presets()
+
+    # a server none of whose presets sees the image cannot transfer: 422, naming the fix
+    with api_client(create_app(frames, tmp_path / "out3", fit_overrides=dict(WEB_FAST, input="noise"))) as c:
         assert c.get("/api/config").json()["can_transfer"] is False
         detail = assert_error(_transfer(c, "f1.png", "f0.png"), 422)
         assert "'noise'" in detail and "noise+image+xy" in detail and "fast" in detail, detail
-        assert set(transferable_presets()) >= {"fast", "lite"} and "slim" not in transferable_presets()
-        assert _segment(c, "f0.png")  # fits go on as before
+        assert _segment(c, "f0.png", _grid())  # fits go on as before
         assert c.get("/api/images/f0.png").json()["has_model"] is False
 
 

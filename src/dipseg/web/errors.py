@@ -53,7 +53,7 @@ class Conflict(WebError):
 
 
 class CannotTransfer(WebError):
-    """The server's preset fits networks that never see the image, so none can start another image."""
+    """Every preset the server offers fits networks that never see the image, so none can start another image."""
 
     status = 422
 

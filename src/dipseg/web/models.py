@@ -56,8 +56,8 @@ class ServerConfig(BaseModel):
     queue_size: int
     images_dir: str | None
     out_dir: str
-    can_transfer: bool = Field(description="the preset's network sees the image, so an image can start from the "
-                                           "previous one (POST /api/images/{id}/transfer)")
+    can_transfer: bool = Field(description="some preset offered has a network that sees the image, so an image "
+                                           "fitted with it can start the next one (POST /api/images/{id}/transfer)")
     token: str = Field(description="send it as the X-Dipseg-Token header of every POST (new at every start)")
 
 

@@ -97,23 +97,27 @@ class Transfers:
 
     @property
     def enabled(self) -> bool:
-        """Whether this server's fits can start other images (its preset's network sees the image)."""
-        return can_transfer(self.settings.preset_config)
+        """Whether some preset this server offers fits a network that sees the image (one that can start other images).
+
+        Whether a given image can hand its network on depends on the preset its own last
+        fit used (:meth:`keep_fit`), which the page picks per Segment.
+        """
+        return any(can_transfer(p) for p in self.settings.preset_configs.values())
 
     def check_enabled(self) -> None:
-        """Refuse proposals on a server whose preset cannot transfer.
+        """Refuse proposals on a server none of whose presets can transfer.
 
         Raises
         ------
         CannotTransfer
         """
         if not self.enabled:
-            fit = self.settings.preset_config.fit
+            inputs = sorted({p.fit.input for p in self.settings.preset_configs.values()})
             raise CannotTransfer(
-                f"this server's preset {self.settings.preset!r} fits a network with input {fit.input!r}, which "
-                "never sees the image, so it cannot start another image; start dipseg serve with a preset whose "
-                f"input is {' or '.join(repr(m) for m in TRANSFERABLE_INPUTS)}: "
-                f"{', '.join(transferable_presets())} (the default)")
+                f"every preset this server offers fits a network with input {' or '.join(map(repr, inputs))}, "
+                "which never sees the image, so none can start another image; start dipseg serve without "
+                f"overriding the input, so that presets whose input is {' or '.join(repr(m) for m in TRANSFERABLE_INPUTS)} "
+                f"({', '.join(transferable_presets())}) are offered")
 
     def has(self, image_id: str) -> bool:
         """Whether a network is kept for ``image_id``."""
@@ -207,7 +211,7 @@ class Transfers:
         Raises
         ------
         CannotTransfer
-            The server's preset cannot transfer.
+            No preset of the server can transfer.
         Conflict
             ``target`` has labels or a mask of its own, or ``source`` has no network.
         """
