@@ -13,32 +13,24 @@ so the models are fitted to the labelled pixels only, except in the rounds that
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..features import GRID_CELL, grid_cells
 from ..labels import IGNORE
+from .gmm import GaussianMixture, fit_gmm
 
 MAX_SAMPLES = 4000
 """Pixels per class used to fit its mixture (a random subset beyond this)."""
 
 
-def _fit_gmm(x: np.ndarray, components: int, seed: int):
-    from sklearn.mixture import GaussianMixture
-
+def _fit_gmm(x: np.ndarray, components: int, seed: int) -> GaussianMixture:
     if len(x) < 2:
         # One labelled pixel (e.g. ``uniform:1``): a single Gaussian at its colour, whose
         # spread is the covariance floor.
         x = np.repeat(x, 2, axis=0)
-    n = min(components, max(1, len(x) // 10))
-    gmm = GaussianMixture(n, covariance_type="full", reg_covar=1e-3, max_iter=50, random_state=seed)
-    with warnings.catch_warnings():
-        # Few, nearly identical colours (a handful of labelled pixels) converge early or
-        # collapse a component; the covariance floor keeps the model usable either way.
-        warnings.simplefilter("ignore")
-        gmm.fit(x)
-    return gmm
+    # Few, nearly identical colours (a handful of labelled pixels) may collapse a
+    # component; the covariance floor keeps the model usable.
+    return fit_gmm(x, min(components, max(1, len(x) // 10)), seed, reg_covar=1e-3, max_iter=50)
 
 
 def colour_logits(

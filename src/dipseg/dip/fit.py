@@ -25,7 +25,7 @@ from .boxterm import BoxTightness, background_points, colour_labels
 from .build import build_network, image_channels, make_input
 from .colour import colour_logits
 from .config import FitConfig, NetworkConfig, fit_shape
-from .device import resolve_device, torch_threads
+from .device import resolve_device, single_threaded_blas, torch_threads
 from .losses import PairwisePotts
 from .network import SkipNet
 from .refine import (Stopped, coarse_resolution, finish_full_resolution, prepare_full_resolution, quick_preview,
@@ -309,33 +309,34 @@ def fit(
     dev = resolve_device(device)
     preview_every = preview_every or config.check_every
     should_stop = getattr(callback, "should_stop", None)
-    if threads is not None and threads >= 2:
-        # The full-resolution stage needs the image and labels only: its heavy half (colour
-        # mixtures, the random walk's sparse LU, the guide's statistics) runs on its own
-        # core while the network trains, instead of after it.
-        logits_box: Future = Future()
-        job = _prepare_pool().submit(_prepare_then_finish, image, labels, class_ids, config, seed, should_stop,
-                                     boxes, logits_box, background, tight_boxes)
+    with single_threaded_blas():
+        if threads is not None and threads >= 2:
+            # The full-resolution stage needs the image and labels only: its heavy half (colour
+            # mixtures, the random walk's sparse LU, the guide's statistics) runs on its own
+            # core while the network trains, instead of after it.
+            logits_box: Future = Future()
+            job = _prepare_pool().submit(_prepare_then_finish, image, labels, class_ids, config, seed, should_stop,
+                                         boxes, logits_box, background, tight_boxes)
 
-        def finish(logits):
-            logits_box.set_result(logits)
-            return job.result()
+            def finish(logits):
+                logits_box.set_result(logits)
+                return job.result()
 
-        try:
-            with torch_threads(threads - 1):
-                return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every,
-                            warm_start, t0, finish, boxes, user, background, tight_boxes)
-        finally:
-            if not logits_box.done():  # the fit failed or was cancelled: no refinement wanted
-                logits_box.set_result(None)
-            wait([job])  # a failed fit still leaves no work behind
-    with torch_threads(threads):
-        return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
-                    lambda logits: finish_full_resolution(
-                        prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background,
-                                                tight_boxes),
-                        logits, should_stop),
-                    boxes, user, background, tight_boxes)
+            try:
+                with torch_threads(threads - 1):
+                    return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every,
+                                warm_start, t0, finish, boxes, user, background, tight_boxes)
+            finally:
+                if not logits_box.done():  # the fit failed or was cancelled: no refinement wanted
+                    logits_box.set_result(None)
+                wait([job])  # a failed fit still leaves no work behind
+        with torch_threads(threads):
+            return _fit(image, labels, class_ids, network, config, seed, dev, callback, preview_every, warm_start, t0,
+                        lambda logits: finish_full_resolution(
+                            prepare_full_resolution(image, labels, class_ids, config, seed, should_stop, boxes, background,
+                                                    tight_boxes),
+                            logits, should_stop),
+                        boxes, user, background, tight_boxes)
 
 
 def _prepare_then_finish(image, labels, class_ids, config, seed, should_stop, boxes, logits_box: Future,

@@ -53,7 +53,7 @@ from .augment import flip_average
 from .build import build_network, make_input
 from .colour import colour_logits, coverage_weight
 from .config import FitConfig, NetworkConfig, config_dict, fit_shape, working_shape
-from .device import resolve_device, torch_threads
+from .device import resolve_device, single_threaded_blas, torch_threads
 from .network import SkipNet
 from .refine import GuidedFilter, Prepared, RandomWalk, _probs, finish_full_resolution, label_box_prior
 
@@ -460,7 +460,7 @@ class TransferModel:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} must be a whole number >= 0, got {v!r}")
         dev = resolve_device(device)
-        with torch_threads(threads):
+        with torch_threads(threads), single_threaded_blas():
             classes, prob, pseudo, info = self._predict(image, refine, float(confidence), int(erode), colour, bool(carry),
                                                         bool(box), mask, dev)
             if finetune:
