@@ -196,7 +196,7 @@ def test_paint_segment_download_save_and_walk_the_folder(browser, tmp_path):
         # records and this browser remembers
         assert app.get_attribute("data-preset") == "fast"
         select = page.locator("[data-testid=preset]")
-        assert select.input_value() == "fast" and select.locator("option").count() >= 5
+        assert select.input_value() == "" and select.locator("option").count() >= 6  # auto, then the presets
         select.select_option("clicks")
         page.click("#segment")
         page.wait_for_selector("#app[data-fit=done][data-preset=clicks]", timeout=60000)
@@ -633,6 +633,73 @@ def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_
         page.click("#save")
         page.wait_for_selector("#app[data-saved=true]")
         assert json.loads((out / "box_meta.json").read_text())["tight_boxes"] is False
+        assert not problems, problems
+    finally:
+        _stop(proc)
+
+
+def _click(page, x: float, y: float, button: str = "left") -> None:
+    xy = page.evaluate("([x, y]) => window.dipseg.imageToClient(x, y)", [x, y])
+    page.mouse.click(xy["x"], xy["y"], button=button)
+
+
+def _next_fit_done(page, timeout: int = 90000) -> None:
+    page.wait_for_function("['queued', 'running', 'waiting', 'done'].includes(window.dipseg.state().fit)")
+    page.wait_for_function("window.dipseg.state().fit === 'done' && !window.dipseg.state().job", timeout=timeout)
+
+
+def test_click_tool_segments_each_click_with_the_click_preset(browser, tmp_path):
+    """Clicks as the click protocol's robot makes them: a disk of its radius per click, a fit
+    after each, the preset `clicks` (auto) with the background frame until a background click;
+    a brush stroke makes the labels strokes again, and the server's preset is back."""
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    Image.fromarray(_box_image()).save(images / "obj.png")
+    proc, url = _serve(["--images", str(images), "--out", str(out), "--iterations", "30", "--working-size", "64"])
+    try:
+        page, problems = _page(browser, url)
+        app = page.locator("#app")
+        assert page.locator("[data-testid=preset]").input_value() == ""  # auto
+        page.click("[data-testid=class-12]")
+        page.keyboard.press("k")
+        assert app.get_attribute("data-tool") == "click"
+        with page.expect_request(lambda r: r.url.endswith("/segment") and r.method == "POST") as sent:
+            _click(page, 47, 31)
+        body = json.loads(sent.value.post_data)
+        assert body["clicks"] is True and "preset" not in body
+        _next_fit_done(page)
+        assert app.get_attribute("data-preset") == "clicks" and app.get_attribute("data-mask") == "final"
+        disk = sum(1 for y in range(-5, 6) for x in range(-5, 6) if x * x + y * y <= 25)
+        assert page.evaluate("window.dipseg.labelCounts()") == {"12": disk}
+        assert page.evaluate("window.dipseg.state().clicksOnly")
+        # a right click labels background and fits again (the frame gives way to it)
+        _click(page, 8, 8, button="right")
+        _next_fit_done(page)
+        assert page.evaluate("window.dipseg.labelCounts()") == {"0": disk, "12": disk}
+        assert page.evaluate("window.dipseg.state().undo") == 2
+        with page.expect_download() as info:
+            page.click("#download")
+        path = tmp_path / "mask.png"
+        info.value.save_as(path)
+        with Image.open(path) as im:
+            mask = np.asarray(im)
+        obj = np.zeros(mask.shape, bool)
+        obj[16:48, 30:66] = True
+        assert ((mask == 12) & obj).sum() / ((mask == 12) | obj).sum() > 0.8
+        page.click("#save")
+        page.wait_for_selector("#app[data-saved=true]")
+        fit = json.loads((out / "obj_meta.json").read_text())["fit"]
+        assert fit["preset"] == "clicks" and fit["clicks"] is True
+        # a brush stroke: the labels are no longer clicks only, and auto means the server's preset
+        page.click("#tool-brush")
+        page.evaluate("window.dipseg.setBrushSize(3)")
+        _stroke(page, [(5, 55), (20, 58)])
+        assert not page.evaluate("window.dipseg.state().clicksOnly")
+        page.click("#segment")
+        _next_fit_done(page)
+        assert app.get_attribute("data-preset") == "fast"
+        page.keyboard.press("Control+z")  # undo the stroke: clicks only again
+        assert page.evaluate("window.dipseg.state().clicksOnly")
         assert not problems, problems
     finally:
         _stop(proc)

@@ -3,6 +3,7 @@ a full queue and a client that goes away."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from io import BytesIO
@@ -138,6 +139,59 @@ def test_an_unknown_preset_is_refused_before_any_fit(web_api, monkeypatch, prese
     monkeypatch.setattr(jobs_module, "segment", lambda *a, **k: pytest.fail("no fit for a bad preset"))
     r = web_api.post("/api/images/img1.png/segment", json=dict(wire(paint()), preset=preset))
     assert "unknown preset" in assert_error(r, 422) and "clicks" in r.json()["detail"]
+
+
+def test_clicks_get_the_click_preset_and_the_protocol_frame(web_api, web_out, monkeypatch):
+    """Labels sent as clicks are fitted as the click protocol's robot sees them: the border
+    frame seeds the background until a background pixel is labelled, and a Segment that
+    names no preset uses the click preset; the image keeps the labels as clicked."""
+    from dipseg.eval.clicker import CLICK_RADIUS, FRAME_WIDTH
+    from dipseg.labels import IGNORE
+    from dipseg.web.body import decode_rle
+
+    seen = []
+    real = jobs_module.segment
+
+    def spy(image, labels, *args, **kwargs):
+        seen.append((kwargs["preset"], labels.copy()))
+        return real(image, labels, *args, **kwargs)
+
+    monkeypatch.setattr(jobs_module, "segment", spy)
+    cfg = web_api.get("/api/config").json()
+    assert (cfg["click_preset"], cfg["click_radius"], cfg["click_frame"]) == ("clicks", CLICK_RADIUS, FRAME_WIDTH)
+    url = "/api/images/img1.png/segment"
+    lab = np.full((H, W), 255, np.uint8)
+    lab[20:25, 40:45] = 15  # one positive click: a single class of its own
+    evs = dict(sse_events(web_api.post(url, json=dict(wire(lab), clicks=True)).text))
+    assert evs["start"]["preset"] == "clicks" and {c["id"] for c in evs["done"]["classes"]} == {0, 15}
+    fitted = seen[-1][1]
+    frame = np.zeros((H, W), bool)
+    frame[:FRAME_WIDTH] = frame[-FRAME_WIDTH:] = frame[:, :FRAME_WIDTH] = frame[:, -FRAME_WIDTH:] = True
+    assert (fitted[frame] == 0).all() and (fitted[20:25, 40:45] == 15).all()
+    assert (fitted[~frame & (lab == 255)] == IGNORE).all()
+    stored = decode_rle(web_api.get("/api/images/img1.png/labels").json(), (H, W))
+    np.testing.assert_array_equal(stored, lab)  # the frame is the fit's, not the annotator's
+    assert web_api.post("/api/images/img1.png/save", json={}).status_code == 200
+    saved = json.loads((web_out / "img1_meta.json").read_text())
+    assert saved["fit"]["clicks"] is True and saved["fit"]["preset"] == "clicks"
+
+    # a background click replaces the frame; a named preset wins over the click preset
+    lab[2:7, 2:7] = 0
+    evs = dict(sse_events(web_api.post(url, json=dict(wire(lab), clicks=True, preset="fast")).text))
+    assert evs["start"]["preset"] == "fast" and "done" in evs
+    np.testing.assert_array_equal(seen[-1][1] == IGNORE, lab == 255)
+    # not clicks: the server's preset, no frame, one class fills the image
+    one = np.full((H, W), 255, np.uint8)
+    one[20:25, 40:45] = 15
+    evs = dict(sse_events(web_api.post(url, json=wire(one)).text))
+    assert evs["start"]["preset"] == cfg["preset"] and [c["id"] for c in evs["done"]["classes"]] == [15]
+
+
+@pytest.mark.parametrize("clicks", ["yes", 1, None])
+def test_clicks_must_be_true_or_false(web_api, monkeypatch, clicks):
+    monkeypatch.setattr(jobs_module, "segment", lambda *a, **k: pytest.fail("no fit for a bad body"))
+    r = web_api.post("/api/images/img1.png/segment", json=dict(wire(paint()), clicks=clicks))
+    assert "clicks must be true or false" in assert_error(r, 422)
 
 
 def test_two_workers_fit_with_one_thread_each(web_folder, web_out):

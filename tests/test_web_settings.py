@@ -32,6 +32,11 @@ def test_a_request_may_name_any_preset_the_overrides_fit(tmp_path, monkeypatch):
     assert {p.fit.iterations for p in s.preset_configs.values()} == {7}
     assert s.config_for(None) == ("clicks", s.preset_config)
     assert s.config_for("lite") == ("lite", s.preset_configs["lite"])
+    # labels that are clicks get the click preset unless the request names one
+    fast = Settings(out_dir=tmp_path, fit_overrides={"iterations": 7})
+    assert fast.config_for(None, clicks=True) == ("clicks", fast.preset_configs["clicks"])
+    assert fast.config_for(None, clicks=False) == ("fast", fast.preset_config)
+    assert fast.config_for("lite", clicks=True) == ("lite", fast.preset_configs["lite"])
     for bad in ("nope", "", 3, None.__class__):
         with pytest.raises(InputError, match="unknown preset"):
             s.config_for(bad)

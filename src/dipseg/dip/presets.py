@@ -130,6 +130,10 @@ PRESETS["clicks"] = Preset(
 
 DEFAULT_PRESET = "fast"
 
+CLICK_PRESET = "clicks"
+"""The preset for labels placed as clicks: the web page's Click tool (with its preset on
+"auto"), the click loop of docs/interactive.md."""
+
 
 def get_preset(name: str) -> Preset:
     """Look up a preset by name.

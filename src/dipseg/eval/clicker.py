@@ -123,15 +123,42 @@ def click_labels(shape: tuple[int, int], clicks: list[Click], radius: int = CLIC
     """
     h, w = shape
     labels = np.full((h, w), IGNORE, np.int64)
-    if frame > 0 and not any(not c.positive for c in clicks):
-        labels[:frame] = labels[-frame:] = BACKGROUND
-        labels[:, :frame] = labels[:, -frame:] = BACKGROUND
     for c in clicks:
         y0, y1, x0, x1 = max(0, c.y - radius), min(h, c.y + radius + 1), max(0, c.x - radius), min(w, c.x + radius + 1)
         yy, xx = np.ogrid[y0:y1, x0:x1]
         disk = (yy - c.y) ** 2 + (xx - c.x) ** 2 <= radius**2
         labels[y0:y1, x0:x1][disk] = OBJECT if c.positive else BACKGROUND
+    if not any(not c.positive for c in clicks):
+        labels = add_frame(labels, BACKGROUND, IGNORE, frame)
     return labels
+
+
+def add_frame(labels: np.ndarray, background: int, unlabelled: int, width: int = FRAME_WIDTH) -> np.ndarray:
+    """``labels`` with the unlabelled pixels of a ``width``-pixel border frame set to ``background`` (a copy).
+
+    The background seed of the click protocol until the first negative click (module doc);
+    the web page's Click tool sends its clicks through the same rule.
+
+    Parameters
+    ----------
+    labels : (H, W) int
+    background, unlabelled : int
+        The background class, and the value of unlabelled pixels (``IGNORE``, or the
+        web's 255).
+    width : int
+        0 leaves the labels as they are.
+
+    Returns
+    -------
+    (H, W) array of ``labels``' dtype
+    """
+    out = np.array(labels, copy=True)
+    if width > 0:
+        border = np.zeros(out.shape, bool)
+        border[:width] = border[-width:] = True
+        border[:, :width] = border[:, -width:] = True
+        out[border & (out == unlabelled)] = background
+    return out
 
 
 def iou(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> float:

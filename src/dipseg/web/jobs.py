@@ -30,6 +30,7 @@ import numpy as np
 
 from ..api import segment
 from ..dip.presets import Preset
+from ..eval.clicker import FRAME_WIDTH, add_frame
 from ..io import InputError
 from ..labels import downscale_labels, validate_image
 from ..palette import encode_palette_png
@@ -76,6 +77,18 @@ def fit_inputs(image: np.ndarray, labels8: np.ndarray, size: tuple[int, int]) ->
         return image, labels
     small = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return small, downscale_labels(labels, size)
+
+
+def click_fit_labels(labels8: np.ndarray) -> np.ndarray:
+    """The labels a fit of clicks sees (uint8, 255 = unlabelled): the clicks, plus the click
+    protocol's background frame while no pixel is labelled background (class 0).
+
+    The same seeds the robot of docs/interactive.md gets, whose figures the preset
+    ``clicks`` was chosen on; without them a first positive click has no second class.
+    """
+    if (labels8 == 0).any():
+        return labels8
+    return add_frame(labels8, 0, UNLABELLED, FRAME_WIDTH)
 
 
 def class_summary(classes: np.ndarray, names: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -193,11 +206,13 @@ class JobQueue:
             raise InputError(str(exc)) from None
 
     def submit(self, entry: ImageEntry, image: np.ndarray, labels: np.ndarray, warm: bool, boxes=None,
-               tight_boxes: bool = False, preset: str | None = None) -> Job:
+               tight_boxes: bool = False, preset: str | None = None, clicks: bool = False) -> Job:
         """Admit a fit of ``image`` from ``labels`` (uint8, 255 = unlabelled) and ``boxes``; call on the event loop.
 
         ``tight_boxes``: the boxes touch their objects on every side (:func:`dipseg.segment`).
         ``preset``: one of ``settings.preset_configs`` (None: the server's preset).
+        ``clicks``: every label is a click; the fit adds the click protocol's background
+        frame (:func:`click_fit_labels`).
 
         Raises
         ------
@@ -218,7 +233,8 @@ class JobQueue:
             job = Job(secrets.token_hex(8), entry.id, loop, position=max(0, busy + 1 - self.settings.workers))
             self.jobs[job.id] = job
             try:
-                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []), tight_boxes, preset)
+                self.pool.submit(self._run, job, entry, image, labels, warm, list(boxes or []), tight_boxes, preset,
+                                 clicks)
             except RuntimeError:
                 self.jobs.pop(job.id, None)
                 raise ShuttingDown("the server is shutting down") from None
@@ -258,16 +274,19 @@ class JobQueue:
                 self.states.popitem(last=False)
 
     def _run(self, job: Job, entry: ImageEntry, image: np.ndarray, labels8: np.ndarray, warm: bool,
-             boxes: list | None = None, tight_boxes: bool = False, preset: str | None = None) -> None:
+             boxes: list | None = None, tight_boxes: bool = False, preset: str | None = None,
+             clicks: bool = False) -> None:
         """Worker thread: one fit, reporting to ``job``; every exception goes to the client."""
         try:
             with self.lock:
                 if job.state != "queued":  # cancelled while waiting: its stream has ended already
                     return
                 job.state = "running"
+            # what the fit sees; the image keeps the labels as painted
+            seeds8 = click_fit_labels(labels8) if clicks else labels8
             size = fit_size(image.shape[:2], self.settings.max_fit_pixels)
             H, W = image.shape[:2]
-            image, labels = fit_inputs(image, labels8, size)
+            image, labels = fit_inputs(image, seeds8, size)
             # boxes come in image pixels; the fit may run on a smaller copy
             boxes = [b.scaled(size[0] / H, size[1] / W) for b in (boxes or [])]
             preset, config = self.settings.config_for(preset)
@@ -285,8 +304,8 @@ class JobQueue:
                           callback=self._callback(job), preview_every=max(1, iterations // PREVIEWS),
                           warm_start=state, threads=self.settings.threads,
                           **dict(self.settings.fit_overrides, iterations=iterations))
-            classes = full_size_mask(np.asarray(seg.classes).astype(np.uint8), labels8)
-            meta = dict(seg.metadata(), fit_size=[size[1], size[0]])
+            classes = full_size_mask(np.asarray(seg.classes).astype(np.uint8), seeds8)
+            meta = dict(seg.metadata(), fit_size=[size[1], size[0]], clicks=clicks)
             version = self.store.set_result(entry.id, classes, labels8, meta)
             self._keep_state(entry.id, seg.state)
             if self.on_fit is not None:

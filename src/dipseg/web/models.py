@@ -45,6 +45,12 @@ class ServerConfig(BaseModel):
     unlabelled: int = Field(description="label value of an unlabelled pixel (255)")
     preset: str = Field(description="the preset of a Segment that names none")
     presets: list[PresetInfo] = Field(description="the presets a Segment may name (`preset`), this server's first")
+    click_preset: str | None = Field(description="the preset of a Segment whose labels are clicks and that names "
+                                                 "none (null: not offered, the server's preset then)")
+    click_radius: int = Field(description="radius (pixels) of the disk a click of the Click tool labels, the "
+                                          "click protocol's")
+    click_frame: int = Field(description="width (pixels) of the background frame added to clicks until a "
+                                         "background pixel is labelled")
     iterations: int
     working_size: int | None
     warm_fraction: float
@@ -169,7 +175,12 @@ class SegmentRequest(BaseModel):
                                                  "false for boxes drawn with a margin (docs/boxes.md)")
     warm_start: bool = True
     preset: str | None = Field(None, description="one of /api/config's `presets` (`clicks` for clicking, "
-                                                 "docs/interactive.md); omitted: the server's")
+                                                 "docs/interactive.md); omitted: `click_preset` when `clicks` is "
+                                                 "true, else the server's")
+    clicks: bool = Field(False, description="every label is a click (a disk of /api/config's `click_radius`): "
+                                            "until a background pixel is labelled, a frame of `click_frame` pixels "
+                                            "along the border seeds the background, as in the click protocol "
+                                            "(docs/interactive.md)")
 
 
 class SaveRequest(BaseModel):

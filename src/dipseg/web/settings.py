@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from ..api import dipseg_config
 from ..dip.config import WARM_FRACTION, given
-from ..dip.presets import DEFAULT_PRESET, PRESETS, Preset
+from ..dip.presets import CLICK_PRESET, DEFAULT_PRESET, PRESETS, Preset
 from ..io import DEFAULT_MAX_PIXELS, InputError
 from ..palette import VOC_CLASSES
 
@@ -202,8 +202,11 @@ class Settings:
             put(self, "images_dir", images_dir)
         put(self, "out_dir", out_dir)
 
-    def config_for(self, preset: str | None) -> tuple[str, Preset]:
-        """The name and configuration of the preset a request names (None: this server's).
+    def config_for(self, preset: str | None, clicks: bool = False) -> tuple[str, Preset]:
+        """The name and configuration of the preset a request names.
+
+        None: :data:`dipseg.dip.presets.CLICK_PRESET` for labels that are clicks (the page's
+        Click tool) when this server offers it, else this server's preset.
 
         Raises
         ------
@@ -211,6 +214,8 @@ class Settings:
             Not a preset of :attr:`preset_configs`.
         """
         if preset is None:
+            if clicks and CLICK_PRESET in self.preset_configs:
+                return CLICK_PRESET, self.preset_configs[CLICK_PRESET]
             return self.preset, self.preset_config
         if not isinstance(preset, str) or preset not in self.preset_configs:
             raise InputError(f"unknown preset {preset!r}: send one of {', '.join(self.preset_configs)} "

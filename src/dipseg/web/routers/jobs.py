@@ -35,7 +35,10 @@ async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageSt
     warm = body.get("warm_start", True)
     if not isinstance(warm, bool):
         raise InputError("warm_start must be true or false")
-    preset, _ = settings.config_for(body.get("preset"))
+    clicks = body.get("clicks", False)
+    if not isinstance(clicks, bool):
+        raise InputError("clicks must be true or false (true: every label is a click of the page's Click tool)")
+    preset, _ = settings.config_for(body.get("preset"), clicks)
     tight = store.parse_tight(body.get("tight_boxes"))
     if tight and not body.get("boxes"):
         raise InputError("tight_boxes says how the boxes were drawn, but no 'boxes' were sent: send boxes or drop it")
@@ -51,7 +54,7 @@ async def segment_image(entry: ImageEntry = Depends(image_entry), store: ImageSt
     jobs.check_fittable(image)
     store.set_labels(entry, labels)
     store.set_boxes(entry, boxes, tight)
-    job = jobs.submit(entry, image, labels, warm, boxes, tight, preset)
+    job = jobs.submit(entry, image, labels, warm, boxes, tight, preset, clicks)
     return StreamingResponse(jobs.stream(job), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from ... import __version__
+from ...dip.presets import CLICK_PRESET
+from ...eval.clicker import CLICK_RADIUS, FRAME_WIDTH
 from ...palette import PALETTE
 from ..deps import get_jobs, get_settings, get_transfers
 from ..jobs import JobQueue
@@ -46,6 +48,9 @@ async def config(settings: Settings = Depends(get_settings), transfers: Transfer
         "presets": [{"name": name, "description": p.description, "iterations": p.fit.iterations,
                      "can_transfer": can_transfer(p)}
                     for name, p in settings.preset_configs.items()],
+        "click_preset": CLICK_PRESET if CLICK_PRESET in settings.preset_configs else None,
+        "click_radius": CLICK_RADIUS,
+        "click_frame": FRAME_WIDTH,
         "iterations": fit.iterations,
         "working_size": fit.working_size,
         "warm_fraction": settings.warm_fraction,

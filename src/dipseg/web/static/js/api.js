@@ -146,11 +146,13 @@ async function readEvents(resp, onEvent) {
 
 // Resolves when the stream ends; aborting `signal` closes it, which cancels the fit on the server.
 // `tight`: the boxes touch their objects on every side (docs/boxes.md); sent only with boxes.
-// `preset`: one of the config's `presets` (omitted: the server's).
-export async function segment(id, labels, signal, onEvent, boxes, tight, preset) {
+// `preset`: one of the config's `presets` (omitted: the server's, or its click preset for clicks).
+// `clicks`: every label was placed with the Click tool (the server adds the protocol's frame).
+export async function segment(id, labels, signal, onEvent, boxes, tight, preset, clicks) {
   const withBoxes = boxes && boxes.length;
   const body = withBoxes ? { labels, boxes, tight_boxes: !!tight } : { labels };
   if (preset) body.preset = preset;
+  if (clicks) body.clicks = true;
   const resp = await send(`/api/images/${enc(id)}/segment`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },

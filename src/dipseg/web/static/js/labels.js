@@ -1,5 +1,5 @@
 // The painted labels: one class id per image pixel (UNLABELLED where nothing is painted),
-// their coloured canvas layer, brush and eraser strokes, undo regions and the wire format.
+// their coloured canvas layer, brush and eraser strokes, clicks, undo regions and the wire format.
 
 import { S, UNLABELLED, markDirty, pushUndo, historyChanged } from "./state.js";
 import { makeCanvas, scheduleRender } from "./view.js";
@@ -41,6 +41,8 @@ function decodeLabels(obj) {
 export function resetLabels(saved) {
   S.labels = new Uint8Array(S.W * S.H).fill(UNLABELLED);
   const ok = !saved || decodeLabels(saved);
+  // labels from before this page's history (saved, or held by the server) are not known to be clicks
+  S.baseStrokes = labelledCount() > 0;
   S.labelCanvas = makeCanvas(S.W, S.H);
   S.labelCtx = S.labelCanvas.getContext("2d");
   S.labelData = S.labelCtx.createImageData(S.W, S.H);
@@ -97,7 +99,7 @@ function stamp(cx, cy) {
   const s = S.stroke;
   const W = S.W;
   const H = S.H;
-  const r = S.size / 2;
+  const r = s.radius;
   const x0 = Math.max(0, Math.floor(cx - r));
   const x1 = Math.min(W, Math.ceil(cx + r));
   const y0 = Math.max(0, Math.floor(cy - r));
@@ -137,7 +139,10 @@ function stamp(cx, cy) {
   markDirty();
 }
 
-export function beginStroke(p) {
+// A brush or eraser stroke from the tool's settings; a click passes its own
+// `{ value, radius, kind: "click" }` (one disk, the click protocol's).
+export function beginStroke(p, opts = {}) {
+  const eraser = S.tool === "eraser";
   S.stroke = {
     before: S.labels.slice(),
     x0: Infinity,
@@ -145,7 +150,9 @@ export function beginStroke(p) {
     x1: -Infinity,
     y1: -Infinity,
     last: p,
-    value: S.tool === "eraser" ? UNLABELLED : S.cls,
+    value: opts.value ?? (eraser ? UNLABELLED : S.cls),
+    radius: opts.radius ?? S.size / 2,
+    kind: opts.kind ?? (eraser ? "eraser" : "brush"),
   };
   stamp(p.x, p.y);
 }
@@ -159,7 +166,7 @@ export function strokeTo(p) {
   s.last = p;
 }
 
-function region(before, after, x0, y0, x1, y1) {
+function region(before, after, x0, y0, x1, y1, kind) {
   const w = x1 - x0;
   const h = y1 - y0;
   const b = new Uint8Array(w * h);
@@ -169,14 +176,27 @@ function region(before, after, x0, y0, x1, y1) {
     b.set(before.subarray(off, off + w), y * w);
     a.set(after.subarray(off, off + w), y * w);
   }
-  return { x0, y0, w, h, before: b, after: a };
+  return { x0, y0, w, h, before: b, after: a, kind };
 }
 
 export function endStroke() {
   const s = S.stroke;
   S.stroke = null;
   if (!s || s.x0 === Infinity) return;
-  pushUndo(region(s.before, S.labels, s.x0, s.y0, s.x1, s.y1));
+  pushUndo(region(s.before, S.labels, s.x0, s.y0, s.x1, s.y1, s.kind));
+}
+
+// Whether every label on the image was placed with the Click tool (erasing allowed): the
+// history since the last Clear holds clicks only, and nothing older was painted. Boxes make
+// it a box fit instead.
+export function labelsAreClicks() {
+  if (S.boxes.length || !labelledCount()) return false;
+  for (let i = S.undo.length - 1; i >= 0; i--) {
+    const k = S.undo[i].kind;
+    if (k === "clear") return true;
+    if (k !== "click" && k !== "eraser" && k !== "boxes") return false;
+  }
+  return !S.baseStrokes;
 }
 
 function applyRegion(e, which) {
@@ -220,7 +240,7 @@ export function loadLabels(wire) {
   const before = S.labels.slice();
   S.labels.fill(UNLABELLED);
   decodeLabels(wire);
-  pushUndo(region(before, S.labels, 0, 0, S.W, S.H));
+  pushUndo(region(before, S.labels, 0, 0, S.W, S.H, "load"));
   paintLabelRect(0, 0, S.W, S.H);
   markDirty();
   scheduleRender();
@@ -231,7 +251,7 @@ export function clearLabels() {
   if (!S.labels || !labelledCount()) return;
   const before = S.labels.slice();
   S.labels.fill(UNLABELLED);
-  pushUndo(region(before, S.labels, 0, 0, S.W, S.H));
+  pushUndo(region(before, S.labels, 0, 0, S.W, S.H, "clear"));
   paintLabelRect(0, 0, S.W, S.H);
   markDirty();
   scheduleRender();

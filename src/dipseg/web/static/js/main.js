@@ -17,6 +17,7 @@
  *   #app[data-server] up | down | restarted
  *   #app[data-hint]   on | off       ("label here next" shown)
  *   #app[data-suggestion] "x,y"       (the spot the last fit suggests labelling next, image pixels; "" if none)
+ *   #app[data-tool]   brush | eraser | box | click
  *   window.dipseg     small scripting API (state(), imageToClient(x, y), ...)
  */
 import * as api from "./api.js";
@@ -29,6 +30,7 @@ import {
   beginStroke,
   strokeTo,
   endStroke,
+  labelsAreClicks,
   undo,
   redo,
   clearLabels,
@@ -51,6 +53,7 @@ import {
 } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
+const BACKGROUND = 0; // class of a right click with the Click tool, as of the server's click frame and boxes
 const app = $("app");
 const stage = $("stage");
 
@@ -123,6 +126,7 @@ function setTool(t) {
   $("tool-brush").setAttribute("aria-pressed", String(t === "brush"));
   $("tool-eraser").setAttribute("aria-pressed", String(t === "eraser"));
   $("tool-box").setAttribute("aria-pressed", String(t === "box"));
+  $("tool-click").setAttribute("aria-pressed", String(t === "click"));
   setData("tool", t);
   scheduleRender();
 }
@@ -235,9 +239,24 @@ function buildClasses() {
 // in this browser), e.g. `clicks`, which needs fewer clicks per object (docs/interactive.md).
 const PRESET_KEY = "dipseg-preset";
 
+// "" in the Preset list: the server decides, with the click preset for labels made with the
+// Click tool alone (POST .../segment with `clicks`, no `preset`).
+function autoPresetInfo() {
+  const clicks = S.config.click_preset;
+  const description = clicks
+    ? `${clicks} when every label was placed with the Click tool, the server's ${S.config.preset} otherwise.`
+    : `The server's ${S.config.preset}.`;
+  return { name: "auto", description };
+}
+
 function buildPresets() {
   const select = $("preset");
   select.replaceChildren();
+  const auto = document.createElement("option");
+  auto.value = "";
+  auto.textContent = "auto";
+  auto.title = autoPresetInfo().description;
+  select.appendChild(auto);
   for (const p of S.config.presets) {
     const o = document.createElement("option");
     o.value = p.name;
@@ -251,12 +270,13 @@ function buildPresets() {
   } catch (e) {
     saved = null; // storage refused (private mode): the choice lasts for this page only
   }
-  select.value = S.config.presets.some((p) => p.name === saved) ? saved : S.config.preset;
+  select.value = S.config.presets.some((p) => p.name === saved) ? saved : "";
   select.title = presetInfo().description;
 }
 
 function presetInfo() {
-  return S.config.presets.find((p) => p.name === $("preset").value) || S.config.presets[0];
+  const v = $("preset").value;
+  return (v && S.config.presets.find((p) => p.name === v)) || autoPresetInfo();
 }
 
 function onPresetChange() {
@@ -416,7 +436,7 @@ async function openImage(id, from = null) {
     } else {
       if (info.proposed && !held) loaded += "The mask shown was proposed from another image's network. ";
       const told = `${note}${proposal ? proposal.note : ""}`;
-      status(`${loaded}Paint blobs of two or more classes or draw boxes around objects (R), then run DIPSEG (Enter).${told}`);
+      status(`${loaded}Paint two or more classes, box objects (R) and press Enter; or click objects (K): each click segments.${told}`);
     }
     if (window.history && window.history.replaceState) window.history.replaceState(null, "", `#${encodeURIComponent(info.id)}`);
   } catch (e) {
@@ -499,7 +519,8 @@ async function onFitEvent(job, ev, d) {
     setData("fit", "running");
     setProgress(0, d.total);
     setData("preset", d.preset);
-    status(d.warm_start ? `Fitting with ${d.preset} (continuing the previous fit)…` : `Fitting with ${d.preset}…`);
+    const why = job.auto && job.clicks && d.preset === S.config.click_preset ? " (auto: every label is a click)" : "";
+    status(d.warm_start ? `Fitting with ${d.preset}${why} (continuing the previous fit)…` : `Fitting with ${d.preset}${why}…`);
   } else if (ev === "progress") {
     setData("fit", "running");
     setProgress(d.iteration, d.total);
@@ -558,7 +579,9 @@ async function runSegment() {
     status("Paint some labels first (at least two classes), or draw a box around an object.", "error");
     return;
   }
-  const job = { id: S.id, ctl: new AbortController(), jobId: null, done: false };
+  const job = { id: S.id, ctl: new AbortController(), jobId: null, done: false, auto: !$("preset").value,
+    clicks: labelsAreClicks() };
+  S.clickPending = false;
   S.job = job;
   setData("fit", "queued");
   setData("previewCount", 0);
@@ -571,7 +594,7 @@ async function runSegment() {
     for (let attempt = 1; ; attempt++) {
       try {
         await api.segment(job.id, labels, job.ctl.signal, (ev, d) => onFitEvent(job, ev, d), encodeBoxes(),
-          $("tight-boxes").checked, $("preset").value);
+          $("tight-boxes").checked, $("preset").value || null, job.clicks);
         break;
       } catch (e) {
         // every fit slot is taken: wait as long as the server asks, then try again by itself
@@ -599,8 +622,26 @@ async function runSegment() {
     if (S.job === job) {
       S.job = null;
       updateButtons();
+      // clicks that came during this fit: fit them now, unless it was cancelled or failed
+      if (S.clickPending && S.id === job.id && app.dataset.fit === "done") runSegment();
+      else S.clickPending = false;
     }
   }
+}
+
+// The Click tool: one click labels a disk of the click protocol's radius with `cls` (the
+// current class; background for a right click) and segments, as the robot of
+// docs/interactive.md does; a click during a fit is fitted when that fit ends.
+function placeClick(p, cls) {
+  const x = Math.floor(p.x);
+  const y = Math.floor(p.y);
+  if (x < 0 || y < 0 || x >= S.W || y >= S.H) return;
+  beginStroke({ x: x + 0.5, y: y + 0.5 }, { value: cls, radius: S.config.click_radius, kind: "click" });
+  endStroke();
+  scheduleRender();
+  updateButtons();
+  if (S.job) S.clickPending = true;
+  else runSegment();
 }
 
 const BUSY_RETRIES = 30;
@@ -630,6 +671,7 @@ function waitBusy(job, seconds) {
 
 async function cancelFit() {
   const job = S.job;
+  S.clickPending = false;
   if (!job) return;
   $("cancel").disabled = true;
   status("Stopping…");
@@ -646,6 +688,7 @@ async function cancelFit() {
 
 function abortFit() {
   const job = S.job;
+  S.clickPending = false;
   if (!job) return;
   S.job = null;
   job.ctl.abort(); // closing the stream cancels the fit on the server
@@ -712,13 +755,19 @@ function bind() {
     const p = toImage(e);
     S.pointer = p;
     if (e.button === 1 || e.button === 2 || (e.button === 0 && S.space)) {
-      S.pan = { sx: e.clientX, sy: e.clientY, x: S.view.x, y: S.view.y };
+      // with the Click tool a right click that does not move is a background click
+      const click = S.tool === "click" && e.button === 2 ? p : null;
+      S.pan = { sx: e.clientX, sy: e.clientY, x: S.view.x, y: S.view.y, click };
       stage.classList.add("panning");
       e.preventDefault();
       return;
     }
     if (e.button !== 0) return;
     e.preventDefault();
+    if (S.tool === "click") {
+      placeClick(p, S.cls);
+      return;
+    }
     if (S.tool === "box") {
       beginBox(p);
       updateButtons();
@@ -740,10 +789,14 @@ function bind() {
     }
     scheduleRender();
   });
-  const up = () => {
+  const up = (e) => {
     if (S.pan) {
+      const pan = S.pan;
       S.pan = null;
       stage.classList.remove("panning");
+      if (pan.click && e.type === "pointerup" && Math.hypot(e.clientX - pan.sx, e.clientY - pan.sy) < 4) {
+        placeClick(pan.click, BACKGROUND);
+      }
     }
     if (S.stroke) endStroke();
     if (S.boxDrag) {
@@ -775,6 +828,7 @@ function bind() {
   $("tool-brush").addEventListener("click", () => setTool("brush"));
   $("tool-eraser").addEventListener("click", () => setTool("eraser"));
   $("tool-box").addEventListener("click", () => setTool("box"));
+  $("tool-click").addEventListener("click", () => setTool("click"));
   $("delete-box").addEventListener("click", () => {
     if (deleteSelectedBox()) scheduleRender();
     updateButtons();
@@ -894,6 +948,10 @@ function onKey(e) {
     case "R":
       setTool("box");
       break;
+    case "k":
+    case "K":
+      setTool("click");
+      break;
     case "Delete":
     case "Backspace":
       if (deleteSelectedBox()) scheduleRender();
@@ -974,6 +1032,7 @@ window.dipseg = {
     brushSize: S.size,
     zoom: S.view.scale,
     labelled: labelledCount(),
+    clicksOnly: labelsAreClicks(),
     boxes: S.boxes.map((b) => [b.cls, b.x0, b.y0, b.x1, b.y1]),
     selectedBox: S.selectedBox,
     undo: S.undo.length,

@@ -22,7 +22,9 @@ export const S = {
   maskCtx: null,
   maskKind: "none",
   cls: 1,
-  tool: "brush", // brush | eraser | box
+  tool: "brush", // brush | eraser | box | click
+  baseStrokes: false, // labels older than the undo history that were not clicks (see labelsAreClicks)
+  clickPending: false, // a click came while a fit ran: segment again when it ends
   boxes: [], // [{cls, x0, y0, x1, y1}] in image pixels
   boxDrag: null,
   selectedBox: -1,
@@ -70,7 +72,12 @@ export function historyChanged() {
 
 export function pushUndo(entry) {
   S.undo.push(entry);
-  if (S.undo.length > MAX_UNDO) S.undo.shift();
+  if (S.undo.length > MAX_UNDO) {
+    // what the dropped step did stays in the labels: remember whether it was more than clicks
+    const k = S.undo.shift().kind;
+    if (k === "clear") S.baseStrokes = false;
+    else if (k !== "click" && k !== "eraser" && k !== "boxes") S.baseStrokes = true;
+  }
   S.redo = [];
   historyChanged();
 }

@@ -85,7 +85,9 @@ function render() {
       ctx.stroke();
     }
   } else if (S.pointer && !S.pan && app.dataset.state === "ready") {
-    const r = Math.max(1.5, (S.size / 2) * v.scale);
+    // the Click tool's disk is the click protocol's, whatever the brush size
+    const radius = S.tool === "click" ? (S.config.click_radius + 0.5) : S.size / 2;
+    const r = Math.max(1.5, radius * v.scale);
     ctx.beginPath();
     ctx.arc(S.pointer.sx, S.pointer.sy, r, 0, 2 * Math.PI);
     ctx.strokeStyle = "rgba(0,0,0,0.8)";
