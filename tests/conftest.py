@@ -80,6 +80,19 @@ def two_regions(h: int = WEB_H, w: int = WEB_W, flip: bool = False) -> np.ndarra
     return img[:, ::-1].copy() if flip else img
 
 
+def red_square(folder: Path, name: str = "photo.png") -> Path:
+    """A 60x40 PNG: a red 25x20 square (rows 10-29, columns 20-44) on a noisy green field."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((40, 60, 3))
+    img[:] = (40, 150, 60)
+    img[10:30, 20:45] = (220, 60, 50)
+    path = folder / name
+    Image.fromarray(np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
 def png_bytes(img: np.ndarray) -> bytes:
     from io import BytesIO
 

@@ -556,13 +556,30 @@ def _box_image() -> np.ndarray:
     return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
 
 
+def _download_mask(page, tmp_path: Path) -> np.ndarray:
+    """The mask as the page's Download button saves it."""
+    with page.expect_download() as info:
+        page.click("#download")
+    path = tmp_path / "mask.png"
+    info.value.save_as(path)
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def _serve_box_image(tmp_path: Path, name: str, iterations: int):
+    """``dipseg serve`` on a folder holding :func:`_box_image` as ``name``, writing into ``tmp_path/out``."""
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(_box_image()).save(images / name)
+    return _serve(["--images", str(images), "--out", str(tmp_path / "out"), "--iterations", str(iterations),
+                   "--working-size", "64"])
+
+
 def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_path):
     import json
 
-    images, out = tmp_path / "images", tmp_path / "out"
-    images.mkdir()
-    Image.fromarray(_box_image()).save(images / "box.png")
-    proc, url = _serve(["--images", str(images), "--out", str(out), "--iterations", "60", "--working-size", "64"])
+    out = tmp_path / "out"
+    proc, url = _serve_box_image(tmp_path, "box.png", iterations=60)
     try:
         page, problems = _page(browser, url)
         app = page.locator("#app")
@@ -601,12 +618,7 @@ def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_
         assert body["tight_boxes"] is True and len(body["boxes"]) == 1
         page.wait_for_selector("#app[data-fit=done]", timeout=90000)
         assert app.get_attribute("data-mask") == "final"
-        with page.expect_download() as info:
-            page.click("#download")
-        path = tmp_path / "mask.png"
-        info.value.save_as(path)
-        with Image.open(path) as im:
-            mask = np.asarray(im)
+        mask = _download_mask(page, tmp_path)
         assert set(np.unique(mask)) <= {0, 12}
         bx = page.evaluate("window.dipseg.state().boxes")[0]
         r0, r1, c0, c1 = int(bx[2]), int(bx[4]), int(bx[1]), int(bx[3])
@@ -652,10 +664,8 @@ def test_click_tool_segments_each_click_with_the_click_preset(browser, tmp_path)
     """Clicks as the click protocol's robot makes them: a disk of its radius per click, a fit
     after each, the preset `clicks` (auto) with the background frame until a background click;
     a brush stroke makes the labels strokes again, and the server's preset is back."""
-    images, out = tmp_path / "images", tmp_path / "out"
-    images.mkdir()
-    Image.fromarray(_box_image()).save(images / "obj.png")
-    proc, url = _serve(["--images", str(images), "--out", str(out), "--iterations", "30", "--working-size", "64"])
+    out = tmp_path / "out"
+    proc, url = _serve_box_image(tmp_path, "obj.png", iterations=30)
     try:
         page, problems = _page(browser, url)
         app = page.locator("#app")
@@ -677,12 +687,7 @@ def test_click_tool_segments_each_click_with_the_click_preset(browser, tmp_path)
         _next_fit_done(page)
         assert page.evaluate("window.dipseg.labelCounts()") == {"0": disk, "12": disk}
         assert page.evaluate("window.dipseg.state().undo") == 2
-        with page.expect_download() as info:
-            page.click("#download")
-        path = tmp_path / "mask.png"
-        info.value.save_as(path)
-        with Image.open(path) as im:
-            mask = np.asarray(im)
+        mask = _download_mask(page, tmp_path)
         obj = np.zeros(mask.shape, bool)
         obj[16:48, 30:66] = True
         assert ((mask == 12) & obj).sum() / ((mask == 12) | obj).sum() > 0.8

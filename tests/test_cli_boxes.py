@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+from conftest import red_square
 from PIL import Image
 
 from dipseg.boxio import rle_decode
@@ -19,13 +20,7 @@ def _run(*args):
 
 
 def _image(tmp_path):
-    rng = np.random.default_rng(0)
-    img = np.zeros((40, 60, 3))
-    img[:] = (40, 150, 60)
-    img[10:30, 20:45] = (220, 60, 50)
-    path = tmp_path / "photo.png"
-    Image.fromarray(np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)).save(path)
-    return path
+    return red_square(tmp_path)
 
 
 def test_segment_with_voc_xml_writes_coco(tmp_path):
@@ -64,7 +59,7 @@ def test_bad_box_file_is_one_line_exit_2(tmp_path):
     r = _run(str(img), "--boxes", str(csv), "-m", "grabcut", "-o", str(tmp_path / "out"))
     assert r.returncode == 2 and "outside" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = _run(str(img), "-o", str(tmp_path / "out"))
-    assert r.returncode == 2 and "--labels FILE, --boxes FILE or both" in r.stderr
+    assert r.returncode == 2 and "give --labels FILE, --boxes FILE, --clicks FILE" in r.stderr
 
 
 def test_tight_boxes_flag(tmp_path):

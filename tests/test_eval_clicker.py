@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dipseg.eval.clicker import BACKGROUND, OBJECT, Click, add_frame, click_labels, iou, next_click, noc
+from dipseg.eval.clicker import BACKGROUND, OBJECT, Click, click_labels, iou, next_click, noc
 from dipseg.labels import IGNORE
 
 
@@ -68,19 +68,6 @@ def test_click_labels_draw_disks_and_the_frame_until_the_first_negative_click():
 def test_a_click_on_the_border_keeps_its_class_over_the_frame():
     labels = click_labels((20, 20), [Click(0, 10, True)], radius=2, frame=3)
     assert labels[0, 10] == OBJECT and labels[0, 0] == BACKGROUND
-
-
-@pytest.mark.parametrize("unlabelled", [IGNORE, 255])
-def test_add_frame_fills_only_unlabelled_border_pixels_of_a_copy(unlabelled):
-    labels = np.full((10, 12), unlabelled, np.int64 if unlabelled < 0 else np.uint8)
-    labels[0, 5] = 7
-    before = labels.copy()
-    out = add_frame(labels, 0, unlabelled, width=2)
-    np.testing.assert_array_equal(labels, before)
-    assert out.dtype == labels.dtype and out[0, 5] == 7 and out[1, 5] == 0 and out[9, 11] == 0
-    assert out[2, 2] == unlabelled and (out[2:-2, 2:-2] == unlabelled).all()
-    assert (out != unlabelled).sum() == 10 * 12 - 6 * 8
-    np.testing.assert_array_equal(add_frame(labels, 0, unlabelled, width=0), labels)
 
 
 def test_later_clicks_overwrite_earlier_disks():

@@ -19,7 +19,7 @@ PACKAGE = Path(dipseg.__file__).resolve().parent
 LAYER = {
     "dipseg": 0, "dipseg.labels": 0, "dipseg.samplers": 0, "dipseg.features": 0, "dipseg.palette": 0,
     "dipseg.io": 0, "dipseg.uncertainty": 0, "dipseg.graphcut": 0, "dipseg.dip": 0, "dipseg.boxes": 0,
-    "dipseg.boxio": 0,
+    "dipseg.boxio": 0, "dipseg.clicks": 0,
     "dipseg.baselines": 1,
     "dipseg.api": 2,
     "dipseg.eval": 3,

@@ -145,7 +145,7 @@ def test_clicks_get_the_click_preset_and_the_protocol_frame(web_api, web_out, mo
     """Labels sent as clicks are fitted as the click protocol's robot sees them: the border
     frame seeds the background until a background pixel is labelled, and a Segment that
     names no preset uses the click preset; the image keeps the labels as clicked."""
-    from dipseg.eval.clicker import CLICK_RADIUS, FRAME_WIDTH
+    from dipseg.clicks import CLICK_RADIUS, FRAME_WIDTH
     from dipseg.labels import IGNORE
     from dipseg.web.body import decode_rle
 

@@ -43,7 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .boxes import Box, validate_boxes
-from .io import VOC_CLASSES, InputError
+from .io import VOC_CLASSES, InputError, read_text
 
 CLIP_TOLERANCE = 1.0
 """Pixels a box may stick out of the image in a file before it is refused (then clipped)."""
@@ -71,7 +71,15 @@ def _lookup(name: str, classes: Sequence[str]) -> int | None:
     return None
 
 
-def _class_of(name: str, classes: Sequence[str], where: str) -> int:
+def class_id(name: str, classes: Sequence[str], where: str) -> int:
+    """The id of class ``name`` in ``classes`` (case, spaces and hyphens ignored; COCO's names of VOC
+    classes accepted), or ``name`` itself if it is a whole number.
+
+    Raises
+    ------
+    InputError
+        Neither; the message names ``where`` and the known classes.
+    """
     text = str(name).strip()
     found = _lookup(text, classes)
     if found is not None:
@@ -141,7 +149,7 @@ def read_voc_xml(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[i
             if node is None:
                 raise InputError(f"{here}: <bndbox> has no <{key}>")
             vals[key] = _num(node.text, f"{here} <{key}>")
-        box = Box(_class_of(name.text, classes, here), vals["xmin"] - 1, vals["ymin"] - 1, vals["xmax"], vals["ymax"])
+        box = Box(class_id(name.text, classes, here), vals["xmin"] - 1, vals["ymin"] - 1, vals["xmax"], vals["ymax"])
         out.append(_clip(box, shape, here))
     return out
 
@@ -199,7 +207,7 @@ def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
         x, y, w, h = (_num(v, f"{here} bbox") for v in bbox)
         cat = a["category_id"]
         if cat in named:
-            cls = _class_of(named[cat], classes, f"{here} (category_id {cat})")
+            cls = class_id(named[cat], classes, f"{here} (category_id {cat})")
         elif isinstance(cat, int) and not isinstance(cat, bool):
             cls = cat
         else:
@@ -227,7 +235,7 @@ def read_csv_boxes(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
         if n == 1 and row[1].strip().lower() == "x0":
             continue  # header
         coords = [_num(f, here) for f in row[1:]]
-        out.append(_clip(Box(_class_of(row[0], classes, here), *coords), shape, here))
+        out.append(_clip(Box(class_id(row[0], classes, here), *coords), shape, here))
     return out
 
 
@@ -262,12 +270,7 @@ def read_boxes(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
     path = Path(path)
     if fmt not in FORMATS:
         raise ValueError(f"box format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"box file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read box file {path}: {exc}") from None
+    text = read_text(path, "box file")
     fmt = detect_format(path, text) if fmt == "auto" else fmt
     where = str(path)
     if fmt == "voc":

@@ -57,6 +57,23 @@ class InputError(ValueError):
     """A user-supplied file or value cannot be used; the message says why and what to do."""
 
 
+def read_text(path: str | os.PathLike, what: str) -> str:
+    """The text of a user's file (UTF-8, a byte-order mark dropped), or an :class:`InputError` naming ``what`` it is.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or not UTF-8: "box file not found: PATH" and the like.
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} {path}: {exc}") from None
+
+
 class TooLargeError(InputError):
     """An image has more pixels (or bytes) than the configured limit."""
 

@@ -102,8 +102,13 @@ def run_segment(
     boxes_path: Optional[Path] = None,
     box_format: str = "auto",
     tight_boxes: bool = False,
+    clicks_path: Optional[Path] = None,
 ) -> dict:
-    """Segment one image file with a label file and/or a box file; write mask, overlay and metadata.
+    """Segment one image file with a label file, a box file and/or a click file; write mask, overlay and metadata.
+
+    Clicks (``--clicks``: ``class,x,y`` CSV, :mod:`dipseg.clicks`) label a disk each; clicks
+    alone are fitted as the click protocol's (the border frame seeds the background until a
+    click is background) with the preset ``clicks`` unless one is named.
 
     With boxes (``--boxes``: Pascal VOC XML, COCO JSON or ``class,x0,y0,x1,y1`` CSV,
     :mod:`dipseg.boxio`) it also writes ``annotations.json``, the result as COCO
@@ -120,6 +125,11 @@ def run_segment(
         Any bad option or input (see :func:`dipseg.cli.common.user_errors`), before the fit.
     """
     # 1. options, without reading anything
+    clicks_only = clicks_path is not None and labels_path is None and boxes_path is None
+    if clicks_only and preset is None and ":" not in method:
+        from ..dip.presets import CLICK_PRESET
+
+        preset = CLICK_PRESET
     name, preset_name = parse_method(method, preset)
     dipseg = name in DIPSEG_METHODS
     seed = check_seed(seed, "--seed")
@@ -136,8 +146,8 @@ def run_segment(
         from ..figures import parse_steps
 
         steps = parse_steps(figure_steps, iterations if iterations is not None else get_preset(preset_name).fit.iterations)
-    if labels_path is None and boxes_path is None:
-        raise ValueError("give --labels FILE, --boxes FILE or both")
+    if labels_path is None and boxes_path is None and clicks_path is None:
+        raise ValueError("give --labels FILE, --boxes FILE, --clicks FILE or several of them")
     if tight_boxes and boxes_path is None:
         raise ValueError("--tight-boxes says how the boxes of --boxes FILE were drawn: give --boxes FILE or drop it")
     from ..boxio import FORMATS as BOX_FORMATS
@@ -169,6 +179,11 @@ def run_segment(
         boxes = read_boxes(boxes_path, image.shape[:2], fmt=box_format, classes=box_names, image=image_path.name,
                            num_classes=num_classes) if _coco_with_image(boxes_path, image_path) else \
             read_boxes(boxes_path, image.shape[:2], fmt=box_format, classes=box_names, num_classes=num_classes)
+        if names is None and num_classes == len(VOC_CLASSES):
+            names = VOC_CLASSES
+    clicks = None
+    if clicks_path is not None:
+        labels, clicks = _add_clicks(clicks_path, labels, image.shape[:2], names, num_classes, clicks_only)
         if names is None and num_classes == len(VOC_CLASSES):
             names = VOC_CLASSES
 
@@ -249,6 +264,8 @@ def run_segment(
                        "unlabelled": list(lf.unlabelled) if isinstance(lf.unlabelled, tuple) else lf.unlabelled}
         if lf is not None else None,
         "boxes_file": str(boxes_path) if boxes_path is not None else None,
+        "clicks_file": str(clicks_path) if clicks_path is not None else None,
+        "clicks": [list(c) for c in clicks] if clicks is not None else None,
         "labelled_pixels": int((drawn >= 0).sum()),
         "class_names": {str(int(c)): class_name(int(c), names) for c in seg.class_ids} if names else None,
         "files": {k: str(v) for k, v in files.items()},
@@ -263,6 +280,33 @@ def run_segment(
         for k, v in files.items():
             typer.echo(f"  {k:13s} {v}")
     return meta
+
+
+def _add_clicks(path: Path, labels, shape: tuple[int, int], names, num_classes: Optional[int], alone: bool):
+    """``labels`` (or none) with the disks of the clicks in ``path`` painted on, and the clicks.
+
+    Clicks ``alone`` get the click protocol's background frame until one is background (class 0).
+    """
+    import numpy as np
+
+    from ..boxio import class_id
+    from ..clicks import add_frame, paint_clicks, read_clicks_csv
+    from ..io import InputError, read_text
+    from ..labels import IGNORE
+
+    text = read_text(path, "click file")
+    known = names if names is not None else VOC_CLASSES
+    clicks = read_clicks_csv(text, lambda n, where: class_id(n, known, where), shape, where=str(path))
+    limit = num_classes if num_classes is not None else len(known)
+    for c in clicks:
+        if c.cls >= limit:
+            raise InputError(f"{path}: click ({c.x}, {c.y}) has class {c.cls}, but the classes are 0..{limit - 1} "
+                             "(--num-classes or --classes FILE for more)")
+    base = labels if labels is not None else np.full(shape, IGNORE, np.int64)
+    labels = paint_clicks(base, clicks)
+    if alone and not any(c.cls == 0 for c in clicks):
+        labels = add_frame(labels, 0, IGNORE)
+    return labels, clicks
 
 
 def _coco_with_image(boxes_path: Path, image_path: Path) -> bool:
@@ -297,6 +341,9 @@ def segment_cmd(
                                          help="Object boxes: Pascal VOC XML, COCO JSON (bbox x,y,w,h) or CSV class,x0,y0,x1,y1; "
                                               "with or without --labels. Also writes annotations.json (COCO, RLE). See docs/boxes.md."),
     box_format: str = typer.Option("auto", "--box-format", metavar="NAME", help="auto (by suffix), voc, coco or csv."),
+    clicks: Optional[Path] = typer.Option(None, "--clicks", "-k", metavar="FILE",
+                                          help="Clicks: CSV class,x,y (pixel column and row), a disk of 5 px each; alone they run "
+                                               "the preset clicks with the click protocol's background frame. See docs/interactive.md."),
     tight_boxes: bool = typer.Option(False, "--tight-boxes",
                                      help="The boxes touch their objects on every side, as detection data's (VOC, COCO) do; "
                                           "without it boxes are taken as drawn with a margin. See docs/boxes.md."),
@@ -328,9 +375,9 @@ def segment_cmd(
                                                help="Steps shown by --progress-figure (default: 0, a fifth and all of the steps, "
                                                     "as the poster's 0/40/200)."),
 ) -> None:
-    """Segment IMAGE from the sparse labels in --labels and/or the boxes in --boxes; writes mask, overlay and metadata into -o."""
+    """Segment IMAGE from the sparse labels in --labels, the boxes in --boxes and/or the clicks in --clicks; writes mask, overlay and metadata into -o."""
     with user_errors():
         run_segment(image, labels, out, method, preset, iterations, rgb_weight, seed, device, max_pixels,
                     num_classes, probs, threads, unlabelled=unlabelled, label_format=label_format, classes_file=classes,
                     progress_figure=progress_figure, figure_steps=figure_steps, boxes_path=boxes,
-                    box_format=box_format, tight_boxes=tight_boxes)
+                    box_format=box_format, tight_boxes=tight_boxes, clicks_path=clicks)

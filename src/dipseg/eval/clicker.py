@@ -27,13 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..clicks import CLICK_RADIUS, FRAME_WIDTH, add_frame, paint_clicks
 from ..labels import IGNORE
-
-CLICK_RADIUS = 5
-"""Radius (pixels) of the disk a click labels."""
-
-FRAME_WIDTH = 3
-"""Width (pixels) of the border frame that seeds the background until the first negative click."""
 
 BACKGROUND, OBJECT = 0, 1
 """Class ids of the binary problem."""
@@ -121,44 +116,11 @@ def click_labels(shape: tuple[int, int], clicks: list[Click], radius: int = CLIC
     ndarray (H, W) int64
         ``OBJECT`` (1), ``BACKGROUND`` (0) or ``IGNORE``.
     """
-    h, w = shape
-    labels = np.full((h, w), IGNORE, np.int64)
-    for c in clicks:
-        y0, y1, x0, x1 = max(0, c.y - radius), min(h, c.y + radius + 1), max(0, c.x - radius), min(w, c.x + radius + 1)
-        yy, xx = np.ogrid[y0:y1, x0:x1]
-        disk = (yy - c.y) ** 2 + (xx - c.x) ** 2 <= radius**2
-        labels[y0:y1, x0:x1][disk] = OBJECT if c.positive else BACKGROUND
+    labels = paint_clicks(np.full(shape, IGNORE, np.int64),
+                          [(c.x, c.y, OBJECT if c.positive else BACKGROUND) for c in clicks], radius)
     if not any(not c.positive for c in clicks):
         labels = add_frame(labels, BACKGROUND, IGNORE, frame)
     return labels
-
-
-def add_frame(labels: np.ndarray, background: int, unlabelled: int, width: int = FRAME_WIDTH) -> np.ndarray:
-    """``labels`` with the unlabelled pixels of a ``width``-pixel border frame set to ``background`` (a copy).
-
-    The background seed of the click protocol until the first negative click (module doc);
-    the web page's Click tool sends its clicks through the same rule.
-
-    Parameters
-    ----------
-    labels : (H, W) int
-    background, unlabelled : int
-        The background class, and the value of unlabelled pixels (``IGNORE``, or the
-        web's 255).
-    width : int
-        0 leaves the labels as they are.
-
-    Returns
-    -------
-    (H, W) array of ``labels``' dtype
-    """
-    out = np.array(labels, copy=True)
-    if width > 0:
-        border = np.zeros(out.shape, bool)
-        border[:width] = border[-width:] = True
-        border[:, :width] = border[:, -width:] = True
-        out[border & (out == unlabelled)] = background
-    return out
 
 
 def iou(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> float:

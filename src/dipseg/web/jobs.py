@@ -30,7 +30,7 @@ import numpy as np
 
 from ..api import segment
 from ..dip.presets import Preset
-from ..eval.clicker import FRAME_WIDTH, add_frame
+from ..clicks import FRAME_WIDTH, add_frame
 from ..io import InputError
 from ..labels import downscale_labels, validate_image
 from ..palette import encode_palette_png

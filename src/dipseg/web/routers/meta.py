@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from ... import __version__
 from ...dip.presets import CLICK_PRESET
-from ...eval.clicker import CLICK_RADIUS, FRAME_WIDTH
+from ...clicks import CLICK_RADIUS, FRAME_WIDTH
 from ...palette import PALETTE
 from ..deps import get_jobs, get_settings, get_transfers
 from ..jobs import JobQueue
