@@ -343,7 +343,7 @@ def segment_cmd(
     box_format: str = typer.Option("auto", "--box-format", metavar="NAME", help="auto (by suffix), voc, coco or csv."),
     clicks: Optional[Path] = typer.Option(None, "--clicks", "-k", metavar="FILE",
                                           help="Clicks: CSV class,x,y (pixel column and row), a disk of 5 px each; alone they run "
-                                               "the preset clicks with the click protocol's background frame. See docs/interactive.md."),
+                                               "the preset clicks with the click protocol's background frame. See docs/labels.md (Clicks)."),
     tight_boxes: bool = typer.Option(False, "--tight-boxes",
                                      help="The boxes touch their objects on every side, as detection data's (VOC, COCO) do; "
                                           "without it boxes are taken as drawn with a margin. See docs/boxes.md."),
