@@ -74,7 +74,8 @@ def paint_clicks(labels: np.ndarray, clicks: Sequence[Point | tuple], radius: in
 
 
 def add_frame(labels: np.ndarray, background: int, unlabelled: int = IGNORE, width: int = FRAME_WIDTH) -> np.ndarray:
-    """``labels`` with the unlabelled pixels of a ``width``-pixel border frame set to ``background`` (a copy).
+    """``labels`` with the unlabelled pixels of a ``width``-pixel border frame set to ``background`` (a copy),
+    while no pixel is labelled ``background``: once one is, the labels say where it is themselves.
 
     Parameters
     ----------
@@ -90,7 +91,7 @@ def add_frame(labels: np.ndarray, background: int, unlabelled: int = IGNORE, wid
     (H, W) array of ``labels``' dtype
     """
     out = np.array(labels, copy=True)
-    if width > 0:
+    if width > 0 and not (out == background).any():
         border = np.zeros(out.shape, bool)
         border[:width] = border[-width:] = True
         border[:, :width] = border[:, -width:] = True
@@ -115,10 +116,7 @@ def click_labels(shape: tuple[int, int], clicks: Sequence[Point | tuple], backgr
     (H, W) int64
         Classes of the clicks and the frame, ``IGNORE`` elsewhere.
     """
-    labels = paint_clicks(np.full(shape, IGNORE, np.int64), clicks, radius)
-    if not any(int(c[2]) == background for c in clicks):
-        labels = add_frame(labels, background, IGNORE, frame)
-    return labels
+    return add_frame(paint_clicks(np.full(shape, IGNORE, np.int64), clicks, radius), background, IGNORE, frame)
 
 
 def read_clicks_csv(text: str, class_of, shape: tuple[int, int] | None = None, where: str = "click CSV") -> list[Point]:

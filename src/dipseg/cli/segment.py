@@ -285,7 +285,7 @@ def run_segment(
 def _add_clicks(path: Path, labels, shape: tuple[int, int], names, num_classes: Optional[int], alone: bool):
     """``labels`` (or none) with the disks of the clicks in ``path`` painted on, and the clicks.
 
-    Clicks ``alone`` get the click protocol's background frame until one is background (class 0).
+    Clicks ``alone`` get the click protocol's background frame while none is background (class 0).
     """
     import numpy as np
 
@@ -304,7 +304,7 @@ def _add_clicks(path: Path, labels, shape: tuple[int, int], names, num_classes: 
                              "(--num-classes or --classes FILE for more)")
     base = labels if labels is not None else np.full(shape, IGNORE, np.int64)
     labels = paint_clicks(base, clicks)
-    if alone and not any(c.cls == 0 for c in clicks):
+    if alone:
         labels = add_frame(labels, 0, IGNORE)
     return labels, clicks
 

@@ -118,9 +118,9 @@ def click_labels(shape: tuple[int, int], clicks: list[Click], radius: int = CLIC
     """
     labels = paint_clicks(np.full(shape, IGNORE, np.int64),
                           [(c.x, c.y, OBJECT if c.positive else BACKGROUND) for c in clicks], radius)
-    if not any(not c.positive for c in clicks):
-        labels = add_frame(labels, BACKGROUND, IGNORE, frame)
-    return labels
+    # a negative click's disk is never wholly painted over (clicked pixels are not clicked
+    # again), so "no background pixel" is "no negative click"
+    return add_frame(labels, BACKGROUND, IGNORE, frame)
 
 
 def iou(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> float:

@@ -29,8 +29,8 @@ from urllib.parse import quote
 import numpy as np
 
 from ..api import segment
-from ..dip.presets import Preset
 from ..clicks import FRAME_WIDTH, add_frame
+from ..dip.presets import Preset
 from ..io import InputError
 from ..labels import downscale_labels, validate_image
 from ..palette import encode_palette_png
@@ -86,8 +86,6 @@ def click_fit_labels(labels8: np.ndarray) -> np.ndarray:
     The same seeds the robot of docs/interactive.md gets, whose figures the preset
     ``clicks`` was chosen on; without them a first positive click has no second class.
     """
-    if (labels8 == 0).any():
-        return labels8
     return add_frame(labels8, 0, UNLABELLED, FRAME_WIDTH)
 
 

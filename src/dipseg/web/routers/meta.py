@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from ... import __version__
-from ...dip.presets import CLICK_PRESET
 from ...clicks import CLICK_RADIUS, FRAME_WIDTH
+from ...dip.presets import CLICK_PRESET
 from ...palette import PALETTE
 from ..deps import get_jobs, get_settings, get_transfers
 from ..jobs import JobQueue
