@@ -29,8 +29,6 @@ mask as COCO RLE (``pycocotools.mask.encode``), its ``area`` and its ``bbox``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -43,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .boxes import Box, validate_boxes
-from .io import VOC_CLASSES, InputError, read_text
+from .io import VOC_CLASSES, InputError, csv_rows, read_text
 
 CLIP_TOLERANCE = 1.0
 """Pixels a box may stick out of the image in a file before it is refused (then clipped)."""
@@ -226,14 +224,7 @@ def read_csv_boxes(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
         A line without 5 fields, a bad number or an unknown class.
     """
     out = []
-    for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or all(not f.strip() for f in row) or row[0].lstrip().startswith("#"):
-            continue
-        here = f"{where}, line {n}"
-        if len(row) != 5:
-            raise InputError(f"{here}: expected class,x0,y0,x1,y1 (5 fields), got {len(row)}")
-        if n == 1 and row[1].strip().lower() == "x0":
-            continue  # header
+    for here, row in csv_rows(text, ("class", "x0", "y0", "x1", "y1"), where):
         coords = [_num(f, here) for f in row[1:]]
         out.append(_clip(Box(class_id(row[0], classes, here), *coords), shape, here))
     return out

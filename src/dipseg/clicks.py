@@ -13,12 +13,11 @@ everything that turns clicks into labels: the robot annotator of
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from .io import csv_rows
 from .labels import IGNORE
 
 CLICK_RADIUS = 5
@@ -139,14 +138,7 @@ def read_clicks_csv(text: str, class_of, shape: tuple[int, int] | None = None, w
         class, a click outside the image.
     """
     out = []
-    for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not row or all(not f.strip() for f in row) or row[0].lstrip().startswith("#"):
-            continue
-        here = f"{where}, line {n}"
-        if len(row) != 3:
-            raise ValueError(f"{here}: expected class,x,y (3 fields), got {len(row)}")
-        if n == 1 and row[1].strip().lower() == "x":
-            continue  # header
+    for here, row in csv_rows(text, ("class", "x", "y"), where):
         xy = []
         for f in row[1:]:
             try:

@@ -24,14 +24,15 @@ Images with more than 8 bits per channel are scaled to 0..255, never clipped
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import warnings
 from dataclasses import dataclass
-from io import BytesIO
+from io import BytesIO, StringIO
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Union
+from typing import Iterator, Mapping, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -72,6 +73,26 @@ def read_text(path: str | os.PathLike, what: str) -> str:
         raise InputError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {what} {path}: {exc}") from None
+
+
+def csv_rows(text: str, fields: Sequence[str], where: str) -> Iterator[tuple[str, list[str]]]:
+    """The data lines of a small CSV file as ``("WHERE, line N", fields)``: blank lines, ``#``
+    comments and a first-line header (its second field is ``fields[1]``) skipped.
+
+    Raises
+    ------
+    InputError
+        A line with another number of fields than ``fields``.
+    """
+    for n, row in enumerate(csv.reader(StringIO(text)), start=1):
+        if not row or all(not f.strip() for f in row) or row[0].lstrip().startswith("#"):
+            continue
+        here = f"{where}, line {n}"
+        if len(row) != len(fields):
+            raise InputError(f"{here}: expected {','.join(fields)} ({len(fields)} fields), got {len(row)}")
+        if n == 1 and row[1].strip().lower() == fields[1]:
+            continue  # header
+        yield here, row
 
 
 class TooLargeError(InputError):
