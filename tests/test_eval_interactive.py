@@ -79,7 +79,7 @@ def test_click_sweep_writes_rows_per_click_and_resumes(tmp_path):
     assert {r["sampler"] for r in rows} == {"clicks", "clicks-warm"}
     assert sum(r["last"] for r in rows) == 6
     assert {(s["method"], s["sampler"]) for s in report.summary} == {
-        ("grabcut", "clicks"), ("dipseg:fast", "clicks"), ("dipseg:fast", "clicks-warm")}
+        ("grabcut", "clicks"), ("dipseg:clicks", "clicks"), ("dipseg:clicks", "clicks-warm")}
     assert (out / "miou_vs_clicks.png").stat().st_size > 0
     # an interrupted write: the last session lost its final row
     lines = (out / "results.jsonl").read_bytes().splitlines(keepends=True)
@@ -103,6 +103,20 @@ def test_bad_click_options_are_one_line_and_exit_2(tmp_path, args, message):
             "--out", str(tmp_path / "o"), "--quiet"]
     res = CliRunner().invoke(app, base + args)
     assert res.exit_code == 2 and message in res.stderr and res.stderr.strip().count("\n") == 0, res.stderr
+
+
+@pytest.mark.parametrize("method, args, preset", [
+    ("dipseg", [], "clicks"), ("dipseg", ["--preset", "fast"], "fast"), ("dipseg:slim", [], "slim")])
+def test_dipseg_in_the_click_loop_means_the_click_preset_unless_named(tmp_path, method, args, preset):
+    root = _coco_mval(tmp_path / "mval", n=1)
+    out = tmp_path / "o"
+    base = ["bench", "--protocol", "clicks", "--dataset", "coco-mval", "--root", str(root), "--methods", method,
+            "--warm", "off", "--max-clicks", "1", "--iterations", "2", "--threads", "1", "-w", "1", "--out", str(out),
+            "--quiet"]
+    res = CliRunner().invoke(app, base + args)
+    assert res.exit_code == 0, res.output
+    (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert row["preset"] == preset and row["label"] == f"dipseg:{preset}"
 
 
 def test_the_suggestion_robot_clicks_where_the_tool_points():

@@ -33,7 +33,7 @@ def bench_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Local worker processes (default: one per core, 1 thread each)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (host:6379 or ray://host:10001); a local Ray instance if omitted."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (DIPSEG only; with ray, cuda requests a GPU per DIPSEG task)."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="DIPSEG preset for methods given without :PRESET."),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="DIPSEG preset for methods given without :PRESET (with --protocol clicks: clicks)."),
     iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, help="Override the DIPSEG preset's steps (>= 1, as for segment)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads per worker (default: cores // workers; under ray: --cpus-per-task); recorded in every row."),
     cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", min=0.01, help="Ray: CPUs requested per job."),
@@ -51,6 +51,10 @@ def bench_cmd(
         _transfer(dataset, root, split, methods, labels, seed, seeds, out, device, preset, iterations, threads,
                   starts, distances, finetune_steps, quiet)
         return
+    if protocol == "clicks":
+        from ..eval.interactive import protocol_preset
+
+        preset = protocol_preset(preset)
     with user_errors():
         methods, file_labels = _methods(methods, sweep, preset, iterations)
     if protocol == "clicks":

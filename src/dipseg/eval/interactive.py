@@ -33,6 +33,7 @@ import numpy as np
 from .. import __version__
 from ..api import METHODS, dipseg_config, segment
 from ..dip.config import WARM_FRACTION
+from ..dip.presets import CLICK_PRESET
 from ..uncertainty import suggest_click
 from .clicker import OBJECT, Click, click_labels, iou, next_click, noc
 from .jobs import BenchSample, DatasetSource, JobContext
@@ -58,6 +59,15 @@ def click_sampler(warm: bool, robot: str = "oracle") -> str:
 
 CLICK_DATASETS = ("grabcut", "coco-mval")
 """Datasets with one object per image."""
+
+
+def protocol_preset(preset: str | None) -> str:
+    """The DIPSEG preset of methods named without ``:PRESET`` in the click loop.
+
+    :data:`dipseg.dip.presets.CLICK_PRESET` unless ``preset`` names another: the labels are
+    clicks, as for ``dipseg segment --clicks`` and the page's Click tool.
+    """
+    return CLICK_PRESET if preset is None else preset
 
 
 def object_masks(sample: BenchSample) -> tuple[np.ndarray, np.ndarray]:
@@ -90,8 +100,11 @@ def run_session(
     image : (H, W, 3) uint8
     gt, ignore : (H, W) bool
         The object, and pixels that are neither object nor background.
-    method, preset, seed, threads, device, fit_overrides, network
+    method, seed, threads, device, fit_overrides, network
         As for :func:`dipseg.segment` (``fit_overrides`` are its keyword overrides).
+    preset : str, optional
+        DIPSEG's preset when ``method`` names none; default :func:`protocol_preset`'s
+        (``clicks``).
     warm : bool
         DIPSEG only: continue from the previous click's fit, for ``WARM_FRACTION`` of the
         steps (the first click always starts cold).
@@ -138,7 +151,7 @@ def run_session(
         if continued:
             steps = dipseg_config(method.partition(":")[0], seg.preset, options).fit.iterations
             options["iterations"] = max(1, int(np.ceil(steps * WARM_FRACTION)))
-        seg = segment(image, labels, method, preset=preset, seed=seed, device=device, threads=threads,
+        seg = segment(image, labels, method, preset=protocol_preset(preset), seed=seed, device=device, threads=threads,
                       warm_start=seg.state if continued else None, network=network, **options)
         pred = seg.classes == OBJECT
         keep = ~ignore
@@ -392,7 +405,7 @@ def run_clicks(
         raise ValueError(f"unknown executor {executor!r}; choose one of: {', '.join(ex.EXECUTORS)}")
     if executor == "ray":
         ex.import_ray()
-    specs = parse_methods(methods, preset, fit_overrides)
+    specs = parse_methods(methods, protocol_preset(preset), fit_overrides)
     root = Path(root) if root is not None else default_root(dataset)
     source = DatasetSource(dataset, str(root.resolve()), None)
     ds = source.open(limit=limit)
