@@ -663,7 +663,8 @@ def _next_fit_done(page, timeout: int = 90000) -> None:
 def test_click_tool_segments_each_click_with_the_click_preset(browser, tmp_path):
     """Clicks as the click protocol's robot makes them: a disk of its radius per click, a fit
     after each, the preset `clicks` (auto) with the background frame until a background click;
-    a brush stroke makes the labels strokes again, and the server's preset is back."""
+    reopened, they are still clicks; a brush stroke makes the labels strokes again, and the
+    server's preset is back."""
     out = tmp_path / "out"
     proc, url = _serve_box_image(tmp_path, "obj.png", iterations=30)
     try:
@@ -695,6 +696,11 @@ def test_click_tool_segments_each_click_with_the_click_preset(browser, tmp_path)
         page.wait_for_selector("#app[data-saved=true]")
         fit = json.loads((out / "obj_meta.json").read_text())["fit"]
         assert fit["preset"] == "clicks" and fit["clicks"] is True
+        # reopened, the labels are still the fit's clicks (the server says so), not strokes
+        page.reload()
+        page.wait_for_selector("#app[data-state=ready]", timeout=20000)
+        assert page.evaluate("window.dipseg.state().undo") == 0
+        assert page.evaluate("window.dipseg.state().clicksOnly")
         # a brush stroke: the labels are no longer clicks only, and auto means the server's preset
         page.click("#tool-brush")
         page.evaluate("window.dipseg.setBrushSize(3)")

@@ -187,6 +187,31 @@ def test_clicks_get_the_click_preset_and_the_protocol_frame(web_api, web_out, mo
     assert evs["start"]["preset"] == cfg["preset"] and [c["id"] for c in evs["done"]["classes"]] == [15]
 
 
+def test_labels_say_whether_they_are_a_fits_clicks_after_a_reload(web_folder, web_out):
+    """The page's *auto* preset keeps clicks as clicks on reopening an image: the labels
+    endpoint says so while the labels are exactly those of a fit of clicks, from memory and,
+    after a restart, from the saved metadata."""
+    lab = np.full((H, W), 255, np.uint8)
+    lab[20:25, 40:45] = 15
+    url = "/api/images/img1.png"
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST)) as c:
+        assert "done" in dict(sse_events(c.post(f"{url}/segment", json=dict(wire(lab), clicks=True)).text))
+        got = c.get(f"{url}/labels").json()
+        assert (got["source"], got["clicks"]) == ("memory", True)
+        assert c.post(f"{url}/save", json={}).status_code == 200
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST)) as c:
+        got = c.get(f"{url}/labels").json()
+        assert (got["source"], got["clicks"]) == ("file", True)
+        # a stroke after the fit: no longer the fit's clicks, in memory or once saved
+        lab[30:34, 10:30] = 0
+        assert c.post(f"{url}/save", json=wire(lab)).status_code == 200
+        assert c.get(f"{url}/labels").json()["clicks"] is False
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST)) as c:
+        assert c.get(f"{url}/labels").json()["clicks"] is False
+        assert "done" in dict(sse_events(c.post(f"{url}/segment", json=wire(lab)).text))
+        assert c.get(f"{url}/labels").json()["clicks"] is False  # fitted, but not as clicks
+
+
 @pytest.mark.parametrize("clicks", ["yes", 1, None])
 def test_clicks_must_be_true_or_false(web_api, monkeypatch, clicks):
     monkeypatch.setattr(jobs_module, "segment", lambda *a, **k: pytest.fail("no fit for a bad body"))

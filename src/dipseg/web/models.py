@@ -156,6 +156,9 @@ class StoredLabels(RunLengthLabels):
 
     labelled: int = Field(description="labelled pixels")
     source: Literal["memory", "file"]
+    clicks: bool = Field(description="these labels are exactly those of a Segment with `clicks` (this session's "
+                                     "last fit, or the saved one): the page's *auto* preset keeps treating them "
+                                     "as clicks")
 
 
 LabelsIn = Union[RunLengthLabels, str]

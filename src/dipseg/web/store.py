@@ -574,12 +574,15 @@ class ImageStore:
             boxes = read_boxes(path, shape, fmt="csv", classes=self.class_names, num_classes=len(self.class_names))
         except InputError as exc:
             return [], False, f"the saved boxes cannot be used: {exc}"
+        return boxes, self._saved_meta(entry).get("tight_boxes") is True, None
+
+    def _saved_meta(self, entry: ImageEntry) -> dict:
+        """The image's saved ``<stem>_meta.json``; ``{}`` when missing or unreadable."""
         try:
-            meta = json.loads((self.out_dir / names["meta"]).read_text(encoding="utf-8"))
+            meta = json.loads((self.out_dir / entry.outputs()["meta"]).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            meta = {}
-        tight = meta.get("tight_boxes") if isinstance(meta, dict) else None
-        return boxes, tight is True, None
+            return {}
+        return meta if isinstance(meta, dict) else {}
 
     def _write_coco(self, entry: ImageEntry, classes: np.ndarray, boxes: list) -> str:
         """Put this image's result into ``--out/annotations.json`` (COCO, RLE masks), replacing its old one."""
@@ -650,6 +653,28 @@ class ImageStore:
             return self._read_label_file(path, shape), "file"
         except InputError as exc:
             raise Conflict(f"the saved labels {path.name} cannot be used: {exc}") from None
+
+    def labels_are_clicks(self, entry: ImageEntry, source: str | None) -> bool:
+        """Whether the current labels are exactly those of a fit of clicks (a Segment with ``clicks``).
+
+        Parameters
+        ----------
+        entry : ImageEntry
+        source : {"memory", "file"} or None
+            Where :meth:`current_labels` found them: this session's last fit, or the saved
+            metadata (``mask_from_these_labels`` and ``fit.clicks``). Labels changed after
+            such a fit are not clicks, as far as the server knows.
+        """
+        if source == "memory":
+            with self.lock:
+                result, packed = self.results.get(entry.id), self.labels.get(entry.id)
+            return bool(result is not None and packed is not None and result.meta.get("clicks") is True
+                        and result.labels.digest == packed.digest)
+        if source == "file":
+            meta = self._saved_meta(entry)
+            fit = meta.get("fit")
+            return meta.get("mask_from_these_labels") is True and isinstance(fit, dict) and fit.get("clicks") is True
+        return False
 
     def _read_label_file(self, path: Path, shape: tuple[int, int]) -> np.ndarray:
         where = f"label file {path}"

@@ -150,8 +150,9 @@ async def get_labels(entry: ImageEntry = Depends(image_entry), store: ImageStore
     if labels is None:
         raise NotFound(f"no labels painted or saved for {entry.name} yet")
     rle = await run_in_threadpool(encode_rle, labels)
+    clicks = await run_in_threadpool(store.labels_are_clicks, entry, source)
     return {"width": int(labels.shape[1]), "height": int(labels.shape[0]), "rle": rle,
-            "labelled": int((labels != UNLABELLED).sum()), "source": source}
+            "labelled": int((labels != UNLABELLED).sum()), "source": source, "clicks": clicks}
 
 
 @router.get("/images/{image_id}/mask.png", response_class=Response, responses={**PNG, **errors(404)})

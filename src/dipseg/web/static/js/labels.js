@@ -41,8 +41,9 @@ function decodeLabels(obj) {
 export function resetLabels(saved) {
   S.labels = new Uint8Array(S.W * S.H).fill(UNLABELLED);
   const ok = !saved || decodeLabels(saved);
-  // labels from before this page's history (saved, or held by the server) are not known to be clicks
-  S.baseStrokes = labelledCount() > 0;
+  // labels from before this page's history (saved, or held by the server) count as strokes
+  // unless the server knows them to be exactly a fit's clicks
+  S.baseStrokes = labelledCount() > 0 && !(saved && saved.clicks === true);
   S.labelCanvas = makeCanvas(S.W, S.H);
   S.labelCtx = S.labelCanvas.getContext("2d");
   S.labelData = S.labelCtx.createImageData(S.W, S.H);
