@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from ..boxes import Box, box_classes, box_labels, restrict_to_boxes, validate_boxes
 from ..labels import IGNORE, labelled_classes, validate_image, validate_labels
 from .augment import Views, flip_average
-from .boxterm import BoxTightness, background_points, colour_labels
+from .boxterm import BoxTightness, background_points, colour_labels, fill_box_holes
 from .build import build_network, image_channels, make_input
 from .colour import colour_logits
 from .config import FitConfig, NetworkConfig, fit_shape
@@ -545,6 +545,8 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
     classes[seeded] = labels[seeded]
     if boxes:
         classes = restrict_to_boxes(classes, boxes, background, user)
+        if tight_boxes:
+            classes = fill_box_holes(classes, boxes, cfg.box_hole_fill, background, user)
     state = FitState(model, optimizer, net_input, tuple(int(c) for c in class_ids), (h, w), network, cfg)
     return FitResult(
         classes.astype(np.int64), prob, class_ids, it, stopped, losses, time.perf_counter() - t0, state
