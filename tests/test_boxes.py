@@ -144,29 +144,6 @@ def test_box_class_prior_favours_a_tight_box_inside_it():
     assert (loose[1, 2:6, 2:6] == 0).all()
 
 
-def test_small_background_enclaves_of_a_tight_box_go_to_its_class():
-    from dipseg.dip.boxterm import fill_box_holes
-
-    classes = np.zeros((20, 30), np.int64)
-    classes[2:18, 2:22] = 5  # the box's object, box (2, 2)-(22, 18): 320 pixels
-    classes[5:7, 5:7] = 0  # a 4-pixel enclave: 1.25 % of the box
-    classes[9:15, 8:14] = 0  # a 36-pixel one
-    classes[5:7, 14:16] = 7  # another object in front
-    classes[10:18, 18:20] = 0  # background reaching the box's edge: not enclosed
-    classes[3, 17] = 0  # a 1-pixel enclave holding a user's label
-    labels = np.full(classes.shape, IGNORE)
-    labels[3, 17] = 0
-    before = classes.copy()
-    boxes = [Box(5, 2, 2, 22, 18)]
-    out = fill_box_holes(classes, boxes, 0.02, labels=labels)
-    assert np.array_equal(classes, before)
-    assert (out[5:7, 5:7] == 5).all() and (out[9:15, 8:14] == 0).all()  # 36 px > 2 % of 320
-    assert (out[5:7, 14:16] == 7).all() and (out[10:18, 18:20] == 0).all() and out[3, 17] == 0
-    assert np.array_equal(out[out != before], np.full(4, 5))
-    assert (fill_box_holes(classes, boxes, 0.2)[9:15, 8:14] == 5).all()
-    assert np.array_equal(fill_box_holes(classes, boxes, 0.0), classes)
-
-
 def test_a_tight_box_fills_a_background_coloured_speck_of_its_object():
     rng = np.random.default_rng(0)
     img = np.full((48, 64, 3), (40, 150, 60), float)

@@ -16,8 +16,8 @@ What a box tells the fit (the rules themselves are in :mod:`dipseg.boxes`):
 * **the object's colours are those of its box**: with ``FitConfig.box_colour`` each box
   class's colour model (:mod:`dipseg.dip.colour`) is fitted to its boxes' pixels, the
   background's to the pixels outside every box, GrabCut's initialisation in rectangle mode;
-* **a tight box holds its object without small holes**: :func:`fill_box_holes` gives the
-  box's class the small background enclaves it encloses there (``FitConfig.box_hole_fill``).
+* **a tight box holds its object without small holes**: :func:`dipseg.dip.holes.fill_box_holes`
+  gives the box's class the small background enclaves it encloses there (``FitConfig.box_hole_fill``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from ..boxes import Box
 from ..labels import IGNORE
@@ -147,52 +146,3 @@ class BoxTightness:
             cols = prob[0, i, r0:r1, bc0:bc1].amax(0).clamp_min(1e-6).log().mean()
             total = total - (rows + cols) / 2
         return total / len(self.items)
-
-
-
-def fill_box_holes(classes: np.ndarray, boxes: Sequence[Box], largest: float, background: int = 0,
-                   labels: np.ndarray | None = None) -> np.ndarray:
-    """Give each box's class the small background enclaves it encloses inside that box.
-
-    Parameters
-    ----------
-    classes : (H, W) int
-        A class map (not modified).
-    boxes : sequence of Box
-        Tight boxes, in ``classes``' pixels.
-    largest : float in [0, 1]
-        An enclave is filled when it covers at most this share of its box's area; 0 fills none.
-    background : int
-        Only pixels of this class are filled: an enclave of another class is another object
-        in front of the box's.
-    labels : (H, W) int, optional
-        The user's labels; an enclave holding one of them (``!= IGNORE``) stays.
-
-    Returns
-    -------
-    (H, W) int64
-        A new class map.
-
-    Notes
-    -----
-    An enclave is a 4-connected region of background pixels that the box's class surrounds
-    within the box (``scipy.ndimage.binary_fill_holes`` on the box's crop: background
-    touching the box's edge is never enclosed). Boxes are filled one after another, in order.
-    """
-    out = np.asarray(classes, dtype=np.int64).copy()
-    if largest <= 0:
-        return out
-    for b in boxes:
-        r0, r1, c0, c1 = b.pixels()
-        crop = out[r0:r1, c0:c1]
-        mine = crop == b.cls
-        holes = ndimage.binary_fill_holes(mine) & (crop == background)
-        if not holes.any():
-            continue
-        regions, n = ndimage.label(holes)
-        small = np.bincount(regions.ravel(), minlength=n + 1) <= largest * crop.size
-        small[0] = False
-        if labels is not None:
-            small[np.unique(regions[labels[r0:r1, c0:c1] != IGNORE])] = False
-        crop[small[regions]] = b.cls
-    return out

@@ -21,9 +21,10 @@ from torch.nn import functional as F
 from ..boxes import Box, box_classes, box_labels, restrict_to_boxes, validate_boxes
 from ..labels import IGNORE, labelled_classes, validate_image, validate_labels
 from .augment import Views, flip_average
-from .boxterm import BoxTightness, background_points, colour_labels, fill_box_holes
+from .boxterm import BoxTightness, background_points, colour_labels
 from .build import build_network, image_channels, make_input
 from .colour import colour_logits
+from .holes import fill_box_holes, fill_class_holes
 from .config import FitConfig, NetworkConfig, fit_shape
 from .device import resolve_device, single_threaded_blas, torch_threads
 from .losses import PairwisePotts
@@ -547,6 +548,8 @@ def _fit(image, labels, class_ids, network, cfg, seed, dev, callback, preview_ev
         classes = restrict_to_boxes(classes, boxes, background, user)
         if tight_boxes:
             classes = fill_box_holes(classes, boxes, cfg.box_hole_fill, background, user)
+    else:
+        classes = fill_class_holes(classes, cfg.hole_fill, background, labels)
     state = FitState(model, optimizer, net_input, tuple(int(c) for c in class_ids), (h, w), network, cfg)
     return FitResult(
         classes.astype(np.int64), prob, class_ids, it, stopped, losses, time.perf_counter() - t0, state
