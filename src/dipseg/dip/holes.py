@@ -76,6 +76,8 @@ def fill_class_holes(classes: np.ndarray, largest: float, background: int = 0,
                      labels: np.ndarray | None = None) -> np.ndarray:
     """Give every class but ``background`` the small background enclaves it encloses.
 
+    Returns a new ``(H, W) int64`` class map.
+
     Parameters
     ----------
     classes : (H, W) int
@@ -84,15 +86,8 @@ def fill_class_holes(classes: np.ndarray, largest: float, background: int = 0,
         An enclave is filled when it covers at most this share of the enclosing class's
         area (as the class stands when its turn comes: classes in increasing order); 0
         fills none.
-    background : int
-        Only pixels of this class are filled; without it in ``classes`` nothing changes.
-    labels : (H, W) int, optional
-        The user's labels; an enclave holding one of them (``!= IGNORE``) stays.
-
-    Returns
-    -------
-    (H, W) int64
-        A new class map.
+    background, labels
+        As for :func:`fill_box_holes`; without ``background`` in ``classes`` nothing changes.
     """
     out = np.asarray(classes, dtype=np.int64).copy()
     if largest <= 0:
