@@ -390,8 +390,9 @@ class FitConfig:
         each up to this share of that class's area and holding no label of the user's, go
         to that class (:func:`dipseg.dip.holes.fill_class_holes`). 0 (off) here; the preset
         ``fast`` takes 0.1 (2026-12-08): on the first 150 VOC train images it gains 0.2-0.7
-        mIoU at every sparse budget (``blobs:30`` 63.01 to 63.75, ``uniform:3`` 50.88 to
-        51.46) and nothing at dense ones (1 % / 5 % / 20 % / any size within 0.1 of it); the
+        mIoU with blobs and with one or three points per class (``blobs:30`` 63.01 to
+        63.75, ``uniform:3`` 50.88 to 51.46) and nothing with 10-100 points (1 % / 5 % /
+        20 % / any size within 0.1 of it on most budgets); the
         GrabCut set's scribbles and click loop are level or better. The preset ``clicks``
         leaves it off (click loop 3.46 / 4.92 against 3.54 / 4.88; docs/study.md).
     """
