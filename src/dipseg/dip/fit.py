@@ -24,9 +24,9 @@ from .augment import Views, flip_average
 from .boxterm import BoxTightness, background_points, colour_labels
 from .build import build_network, image_channels, make_input
 from .colour import colour_logits
-from .holes import fill_box_holes, fill_class_holes
 from .config import FitConfig, NetworkConfig, fit_shape
 from .device import resolve_device, single_threaded_blas, torch_threads
+from .holes import fill_box_holes, fill_class_holes
 from .losses import PairwisePotts
 from .network import SkipNet
 from .refine import (Stopped, coarse_resolution, finish_full_resolution, prepare_full_resolution, quick_preview,
