@@ -142,3 +142,24 @@ def test_rle_round_trip_and_coco_results(tmp_path):
     assert read_boxes(path, (20, 30), fmt="coco", classes=["bg", "plane", "bike"])[0].cls in (1, 2)
     plain = coco_results([{"file_name": "j.png", "classes": classes}])
     assert sorted(a["category_id"] for a in plain["annotations"]) == [1, 2]
+
+
+def test_coco_file_names_with_folders(tmp_path):
+    # export tools (Label Studio, CVAT, Roboflow) write file_name with folders and separators of their OS
+    data = {"images": [{"id": 1, "file_name": "images/2007_000032.jpg"},
+                       {"id": 2, "file_name": "C:\\data\\2007_000033.jpg"},
+                       {"id": 3, "file_name": "train/dup.jpg"}, {"id": 4, "file_name": "val/dup.jpg"},
+                       {"id": 5, "file_name": "frames/0005.png"}],
+            "categories": [{"id": 1, "name": "dog"}],
+            "annotations": [{"image_id": i, "category_id": 1, "bbox": [i, 1, 3, 3]} for i in (1, 2, 3, 4, 5)]}
+    p = tmp_path / "export.json"
+    p.write_text(json.dumps(data))
+    assert read_boxes(p, (40, 50), image="2007_000032.jpg") == [Box(12, 1, 1, 4, 4)]
+    assert read_boxes(p, (40, 50), image="2007_000033.jpg") == [Box(12, 2, 1, 5, 4)]
+    # the same stem with another suffix (an image converted after export) is still found
+    assert read_boxes(p, (40, 50), image="0005.jpg") == [Box(12, 5, 1, 8, 4)]
+    assert read_boxes(p, (40, 50), image=4) == [Box(12, 4, 1, 7, 4)]
+    with pytest.raises(InputError, match=r"2 images are called 'dup.jpg'.*give the image's id"):
+        read_boxes(p, (40, 50), image="dup.jpg")
+    with pytest.raises(InputError, match="no annotations of image 'other.jpg'"):
+        read_boxes(p, (40, 50), image="other.jpg")

@@ -152,6 +152,36 @@ def read_voc_xml(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[i
     return out
 
 
+def _matching_images(images: list, image: str | int, where: str) -> set:
+    """The ``images[].id`` of ``image`` (an id or a file name) in a COCO file's ``images``.
+
+    Export tools write ``file_name`` with folders (``images/0001.jpg``, Windows ``\\``
+    separators too), so a file name matches an entry's name without its folders, and
+    failing that its stem (``0001``); two entries of the same name in different folders
+    are ambiguous.
+    """
+    def names(name: Any) -> tuple[str, str]:
+        base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+        return base, Path(base).stem
+
+    entries = [im for im in images if isinstance(im, dict)]
+    by_id = {im.get("id") for im in entries if str(im.get("id")) == str(image)}
+    if by_id:
+        return by_id
+    base, stem = names(image)
+    for part in (0, 1):
+        key = (base, stem)[part]
+        found = [im for im in entries if key and names(im.get("file_name", ""))[part] == key]
+        if found:
+            ids = {im.get("id") for im in found}
+            if len(ids) > 1:
+                files = ", ".join(sorted(str(im.get("file_name")) for im in found))
+                raise InputError(f"{where}: {len(ids)} images are called {key!r} ({files}); "
+                                 "give the image's id instead")
+            return ids
+    return set()
+
+
 def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[int, int] | None = None,
                    image: str | int | None = None, where: str = "COCO JSON") -> list[Box]:
     """Boxes of a COCO annotation file (module docstring).
@@ -159,8 +189,9 @@ def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
     Parameters
     ----------
     image : str or int, optional
-        With several images in the file: the ``images[].id`` or ``file_name`` (or its stem)
-        whose boxes to read. A file of one image needs none.
+        With several images in the file: the ``images[].id`` or ``file_name`` whose boxes
+        to read; file names match without folders or suffix (``images/a.jpg`` is ``a.jpg``
+        and ``a``). A file of one image needs none.
 
     Raises
     ------
@@ -181,13 +212,7 @@ def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
              if isinstance(c, dict) and "id" in c and str(c.get("name") or "").strip()}
     image_ids = {a.get("image_id") for a in anns if isinstance(a, dict)}
     if image is not None:
-        wanted = {image}
-        for im in images:
-            if not isinstance(im, dict):
-                continue
-            fname = str(im.get("file_name", ""))
-            if str(image) in (str(im.get("id")), fname, Path(fname).stem):
-                wanted.add(im.get("id"))
+        wanted = {image} | _matching_images(images, image, where)
         anns = [a for a in anns if isinstance(a, dict) and (a.get("image_id") in wanted
                                                              or str(a.get("image_id")) in map(str, wanted))]
         if not anns:
