@@ -99,6 +99,7 @@ def test_csv_with_names_ids_and_header(tmp_path):
     ("cat,5,2,3,10\n", ".csv", "empty or inverted"),
     ("background,1,1,3,3\n", ".csv", "background"),
     ("", ".csv", "no boxes"),
+    ("0 0.5 0.5 0.2 0.3\n", ".txt", "looks like YOLO boxes.*class,x0,y0,x1,y1"),
 ])
 def test_bad_files(tmp_path, text, suffix, message):
     p = tmp_path / f"bad{suffix}"

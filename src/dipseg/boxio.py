@@ -109,6 +109,14 @@ def _num(text: Any, where: str) -> float:
     return v
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def detect_format(path: Path, text: str) -> str:
     """``voc``, ``coco`` or ``csv`` from the file's suffix, else from its first character."""
     suffix = path.suffix.lower()
@@ -248,6 +256,10 @@ def read_csv_boxes(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
     InputError
         A line without 5 fields, a bad number or an unknown class.
     """
+    first = next((line.split() for line in text.splitlines() if line.strip()), [])
+    if len(first) == 5 and "," not in text.split("\n", 1)[0] and all(_is_number(f) for f in first):
+        raise InputError(f"{where} looks like YOLO boxes (class cx cy w h, normalised), which are not read: "
+                         "write them as CSV class,x0,y0,x1,y1 in pixels, or as COCO JSON")
     out = []
     for here, row in csv_rows(text, ("class", "x0", "y0", "x1", "y1"), where):
         coords = [_num(f, here) for f in row[1:]]
