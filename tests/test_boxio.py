@@ -164,3 +164,28 @@ def test_coco_file_names_with_folders(tmp_path):
         read_boxes(p, (40, 50), image="dup.jpg")
     with pytest.raises(InputError, match="no annotations of image 'other.jpg'"):
         read_boxes(p, (40, 50), image="other.jpg")
+
+
+def test_box_source_of_a_folder_of_images(tmp_path):
+    from dipseg.boxio import BoxSource
+
+    coco = tmp_path / "all.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "images/a.jpg"}],
+                                "categories": [{"id": 5, "name": "cat"}],
+                                "annotations": [{"image_id": 1, "category_id": 5, "bbox": [1, 2, 10, 10]}]}))
+    src = BoxSource(coco)
+    assert src.boxes_for("a.jpg", (40, 50)) == [Box(8, 1, 2, 11, 12)]
+    assert src.boxes_for("b.jpg", (40, 50)) == []  # an image without boxes is no error
+    with pytest.raises(InputError, match="outside"):
+        src.boxes_for("a.jpg", (8, 8))
+
+    folder = tmp_path / "ann"
+    folder.mkdir()
+    (folder / "a.xml").write_text(VOC_XML)
+    (folder / "b.csv").write_text("dog,0,0,5,5\n")
+    src = BoxSource(folder)
+    assert src.boxes_for("a.png", (40, 50)) == [Box(1, 10, 5, 30, 25), Box(15, 0, 0, 50, 40)]
+    assert src.boxes_for("b.jpg", (40, 50)) == [Box(12, 0, 0, 5, 5)]
+    assert src.boxes_for("c.jpg", (40, 50)) == []
+    with pytest.raises(InputError, match="not found"):
+        BoxSource(tmp_path / "missing")

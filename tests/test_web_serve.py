@@ -42,6 +42,10 @@ def test_serve_rejects_bad_arguments(tmp_path, web_folder):
             ["--images", folder, "--preset", "no-such-preset", *o],
             ["--images", folder, "--device", "tpu", *o],
             ["--images", folder, "--port", busy.getsockname()[1], *o],
+            ["--images", folder, "--boxes", tmp_path / "no-boxes.json", *o],
+            ["--images", folder, "--boxes", one, *o],
+            ["--images", folder, "--tight-boxes", *o],
+            ["--boxes", tmp_path, *o],
         ]
         for args in cases:
             r = runner.invoke(cli_app, ["serve", *map(str, args)])

@@ -125,6 +125,57 @@ def test_boxes_and_their_tightness_come_back_with_the_image(web_api, web_folder,
         assert info["boxes"] == [] and "img1_boxes.csv" in info["boxes_note"] and "outside" in info["boxes_note"]
 
 
+def test_imported_boxes_open_with_each_image_until_it_is_saved(tmp_path, web_folder, web_out):
+    # a detector's COCO file, written with folders in file_name as export tools do
+    coco = tmp_path / "detections.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "frames/img1.png"}, {"id": 2, "file_name": "frames/other.png"}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "bird"}],
+        "annotations": [{"image_id": 1, "category_id": 1, "bbox": [2, 3, 28, 28]},
+                        {"image_id": 2, "category_id": 2, "bbox": [0, 0, 5, 5]}]}))
+    url = "/api/images/img1.png"
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, boxes=coco, tight_boxes=True)) as c:
+        info = c.get(url).json()
+        assert (info["boxes"], info["tight_boxes"], info["boxes_note"]) == ([[15, 2, 3, 30, 31]], True, None)
+        assert (c.get("/api/images/img2.jpg").json()["boxes"], c.get("/api/images/img2.jpg").json()["tight_boxes"]) \
+            == ([], False)
+        # the user's edit wins over the import; saving it without boxes decides for good
+        assert sse_events(c.post(f"{url}/segment", json={"boxes": [[3, 1, 1, 20, 20]]}).text)[-1][0] == "done"
+        assert c.get(url).json()["boxes"] == [[3, 1, 1, 20, 20]]
+        assert c.post(f"{url}/save", json=dict(wire(paint()), boxes=[])).json()["saved"]
+    with api_client(create_app(web_folder, web_out, fit_overrides=WEB_FAST, boxes=coco, tight_boxes=True)) as c:
+        assert c.get(url).json()["boxes"] == []
+
+    # a folder of per-image files: VOC XML for one image, a CSV outside its image for the other
+    boxes_dir = tmp_path / "Annotations"
+    boxes_dir.mkdir()
+    (boxes_dir / "img2.xml").write_text("<annotation><object><name>dog</name><bndbox><xmin>5</xmin><ymin>6</ymin>"
+                                        "<xmax>20</xmax><ymax>30</ymax></bndbox></object></annotation>")
+    (boxes_dir / "img1.csv").write_text("class,x0,y0,x1,y1\nperson,2,3,300,31\n")
+    with api_client(create_app(web_folder, tmp_path / "out2", fit_overrides=WEB_FAST, boxes=boxes_dir)) as c:
+        info = c.get("/api/images/img2.jpg").json()
+        assert (info["boxes"], info["tight_boxes"]) == ([[12, 4, 5, 20, 30]], False)
+        info = c.get(url).json()  # shown, never raised: the image still opens
+        assert info["boxes"] == [] and "imported boxes" in info["boxes_note"] and "outside" in info["boxes_note"]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "box source not found"),
+    ("text", "COCO JSON of all the images or a folder"),
+    ("bad-json", "not valid JSON"),
+    ("no-images", "--boxes needs --images"),
+    ("tight-alone", "give --boxes too"),
+])
+def test_imported_boxes_are_checked_at_start(tmp_path, web_folder, kind, message):
+    path = {"missing": tmp_path / "nope.json", "text": tmp_path / "b.txt", "bad-json": tmp_path / "b.json",
+            "no-images": tmp_path, "tight-alone": None}[kind]
+    (tmp_path / "b.txt").write_text("person,1,1,3,3\n")
+    (tmp_path / "b.json").write_text("{")
+    with pytest.raises(InputError, match=message):
+        create_app(None if kind == "no-images" else web_folder, tmp_path / "o", boxes=path,
+                   tight_boxes=kind == "tight-alone")
+
+
 def test_labels_as_png_data_urls(web_api):
     client = web_api
     lab = paint(a=3, b=7)

@@ -190,6 +190,74 @@ def _matching_images(images: list, image: str | int, where: str) -> set:
     return set()
 
 
+class CocoFile:
+    """A parsed COCO annotation file: its annotations, named categories and images.
+
+    Parameters
+    ----------
+    text : str
+        The file's text: ``{"annotations": [...], "categories": [...], "images": [...]}`` or a
+        bare list of annotations.
+    where : str
+        Names the file in errors.
+
+    Raises
+    ------
+    InputError
+        Not JSON, or no ``annotations`` list.
+    """
+
+    def __init__(self, text: str, where: str = "COCO JSON"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where} is not valid JSON: {exc}") from None
+        if isinstance(data, list):
+            anns, cats, images = data, [], []
+        elif isinstance(data, dict) and isinstance(data.get("annotations"), list):
+            anns, cats, images = data["annotations"], data.get("categories") or [], data.get("images") or []
+        else:
+            raise InputError(f"{where}: expected a COCO file with an 'annotations' list (or a list of annotations)")
+        self.where = where
+        self.annotations = anns
+        self.images = images if isinstance(images, list) else []
+        self.named = {c["id"]: str(c["name"]) for c in cats if isinstance(c, dict) and "id" in c
+                      and str(c.get("name") or "").strip()} if isinstance(cats, list) else {}
+
+    def image_count(self) -> int:
+        """How many images the annotations are of."""
+        return len({a.get("image_id") for a in self.annotations if isinstance(a, dict)})
+
+    def annotations_of(self, image: str | int) -> list:
+        """The annotations of ``image`` (an ``images[].id`` or a file name, :func:`_matching_images`)."""
+        wanted = {image} | _matching_images(self.images, image, self.where)
+        names = set(map(str, wanted))
+        return [a for a in self.annotations if isinstance(a, dict)
+                and (a.get("image_id") in wanted or str(a.get("image_id")) in names)]
+
+    def boxes(self, annotations: list, classes: Sequence[str] = VOC_CLASSES,
+              shape: tuple[int, int] | None = None) -> list[Box]:
+        """``annotations`` (of this file) as boxes (module docstring)."""
+        out = []
+        for i, a in enumerate(annotations):
+            here = f"{self.where}, annotation {i + 1}"
+            if not isinstance(a, dict) or "bbox" not in a or "category_id" not in a:
+                raise InputError(f"{here}: needs 'bbox' and 'category_id'")
+            bbox = a["bbox"]
+            if not isinstance(bbox, list) or len(bbox) != 4:
+                raise InputError(f"{here}: bbox must be [x, y, w, h], got {bbox!r}")
+            x, y, w, h = (_num(v, f"{here} bbox") for v in bbox)
+            cat = a["category_id"]
+            if cat in self.named:
+                cls = class_id(self.named[cat], classes, f"{here} (category_id {cat})")
+            elif isinstance(cat, int) and not isinstance(cat, bool):
+                cls = cat
+            else:
+                raise InputError(f"{here}: category_id {cat!r} is not a class")
+            out.append(_clip(Box(cls, x, y, x + w, y + h), shape, here))
+        return out
+
+
 def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[int, int] | None = None,
                    image: str | int | None = None, where: str = "COCO JSON") -> list[Box]:
     """Boxes of a COCO annotation file (module docstring).
@@ -206,45 +274,15 @@ def read_coco_json(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
     InputError
         Not JSON, no annotations, several images and none chosen, a bad ``bbox``.
     """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where} is not valid JSON: {exc}") from None
-    if isinstance(data, list):
-        anns, cats, images = data, [], []
-    elif isinstance(data, dict) and isinstance(data.get("annotations"), list):
-        anns, cats, images = data["annotations"], data.get("categories") or [], data.get("images") or []
-    else:
-        raise InputError(f"{where}: expected a COCO file with an 'annotations' list (or a list of annotations)")
-    named = {c["id"]: str(c["name"]) for c in cats
-             if isinstance(c, dict) and "id" in c and str(c.get("name") or "").strip()}
-    image_ids = {a.get("image_id") for a in anns if isinstance(a, dict)}
+    coco = CocoFile(text, where)
+    anns = coco.annotations
     if image is not None:
-        wanted = {image} | _matching_images(images, image, where)
-        anns = [a for a in anns if isinstance(a, dict) and (a.get("image_id") in wanted
-                                                             or str(a.get("image_id")) in map(str, wanted))]
+        anns = coco.annotations_of(image)
         if not anns:
             raise InputError(f"{where}: no annotations of image {image!r}")
-    elif len(image_ids) > 1:
-        raise InputError(f"{where} holds boxes of {len(image_ids)} images; say which (image id or file name)")
-    out = []
-    for i, a in enumerate(anns):
-        here = f"{where}, annotation {i + 1}"
-        if not isinstance(a, dict) or "bbox" not in a or "category_id" not in a:
-            raise InputError(f"{here}: needs 'bbox' and 'category_id'")
-        bbox = a["bbox"]
-        if not isinstance(bbox, list) or len(bbox) != 4:
-            raise InputError(f"{here}: bbox must be [x, y, w, h], got {bbox!r}")
-        x, y, w, h = (_num(v, f"{here} bbox") for v in bbox)
-        cat = a["category_id"]
-        if cat in named:
-            cls = class_id(named[cat], classes, f"{here} (category_id {cat})")
-        elif isinstance(cat, int) and not isinstance(cat, bool):
-            cls = cat
-        else:
-            raise InputError(f"{here}: category_id {cat!r} is not a class")
-        out.append(_clip(Box(cls, x, y, x + w, y + h), shape, here))
-    return out
+    elif coco.image_count() > 1:
+        raise InputError(f"{where} holds boxes of {coco.image_count()} images; say which (image id or file name)")
+    return coco.boxes(anns, classes, shape)
 
 
 def read_csv_boxes(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[int, int] | None = None,
@@ -315,6 +353,72 @@ def read_boxes(path: str | os.PathLike, shape: tuple[int, int] | None = None, *,
         except ValueError as exc:
             raise InputError(f"{path}: {exc}") from None
     return boxes
+
+
+BOX_FILE_SUFFIXES = (".xml", ".json", ".csv")
+"""Per-image box files a :class:`BoxSource` folder may hold, looked for in this order."""
+
+
+class BoxSource:
+    """Boxes of many images: one COCO JSON of them all, or a folder of one box file per image.
+
+    What ``dipseg serve --boxes`` opens, so that each image of a folder starts with its
+    boxes (a detector's output, a data set's annotations).
+
+    Parameters
+    ----------
+    path : path-like
+        A COCO JSON (images found by file name, :func:`_matching_images`), or a folder of
+        ``<image stem>.xml`` (Pascal VOC, as VOC's ``Annotations/``), ``.json`` (COCO) or
+        ``.csv`` files.
+    classes : sequence of str
+        Class names, index = class id.
+
+    Raises
+    ------
+    InputError
+        The path is missing, or the COCO file is malformed (read once, here).
+    """
+
+    def __init__(self, path: str | os.PathLike, classes: Sequence[str] = VOC_CLASSES):
+        self.path = Path(path)
+        self.classes = tuple(classes)
+        self.coco = None
+        if self.path.is_dir():
+            return
+        if not self.path.is_file():
+            raise InputError(f"box source not found: {self.path} (give a COCO JSON or a folder of box files)")
+        if self.path.suffix.lower() != ".json":
+            raise InputError(f"box source {self.path}: give a COCO JSON of all the images or a folder of "
+                             "per-image box files (<image stem>.xml, .json or .csv)")
+        self.coco = CocoFile(read_text(self.path, "box file"), str(self.path))
+
+    def boxes_for(self, name: str, shape: tuple[int, int], *, background: int = 0,
+                  num_classes: int | None = None) -> list[Box]:
+        """The boxes of the image file ``name`` (``[]`` when the source has none), checked against ``shape``.
+
+        Raises
+        ------
+        InputError
+            The image's boxes are malformed, of unknown classes or outside the image.
+        """
+        if self.coco is None:
+            stem = Path(name).stem
+            found = next((self.path / (stem + sfx) for sfx in BOX_FILE_SUFFIXES
+                          if (self.path / (stem + sfx)).is_file()), None)
+            if found is None:
+                return []
+            return read_boxes(found, shape, classes=self.classes, background=background, num_classes=num_classes)
+        anns = self.coco.annotations_of(name)
+        if not anns:
+            return []
+        try:
+            return validate_boxes(self.coco.boxes(anns, self.classes, shape), shape, background=background,
+                                  num_classes=num_classes)
+        except ValueError as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"{self.path}, image {name}: {exc}") from None
 
 
 def csv_boxes_text(boxes: Sequence[Box], classes: Sequence[str] | None = None) -> str:

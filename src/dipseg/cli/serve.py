@@ -106,6 +106,9 @@ def serve_cmd(
     max_fit_pixels: Optional[int] = typer.Option(None, "--max-fit-pixels", min=4,
                                                  help="Larger images are fitted at a downscaled copy of this many pixels (default 2048x2048; bounds a fit's memory)."),
     max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", min=0.001, help="Largest upload accepted (MiB)."),
+    boxes: Optional[Path] = typer.Option(None, "--boxes", "-b",
+                                         help="Boxes each image starts with: a COCO JSON of the folder's images, or a folder of <image stem>.xml (Pascal VOC), .json or .csv box files. An image's saved boxes come first. See docs/boxes.md."),
+    tight_boxes: bool = typer.Option(False, "--tight-boxes", help="Those boxes touch their objects on every side, as detection data's do (the page's Tight boxes starts ticked)."),
     token: Optional[str] = typer.Option(None, "--token", envvar="DIPSEG_TOKEN",
                                         help="Access token (16+ characters); required from every client when --host is not localhost (default: a random one, printed in the URL)."),
 ) -> None:
@@ -135,7 +138,7 @@ def serve_cmd(
             images_dir=images, out_dir=out, preset=preset,
             fit_overrides={"iterations": iterations, "working_size": working_size},
             max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, max_fit_pixels=max_fit_pixels or DEFAULT_MAX_FIT_PIXELS,
-            queue_size=queue, workers=workers, device=device,
+            queue_size=queue, workers=workers, device=device, boxes=boxes, tight_boxes=tight_boxes,
             # beyond localhost the Host header says nothing; the token keeps strangers (and
             # DNS-rebinding pages, which lack its cookie) out
             allowed_hosts=tuple(LOOPBACK_NAMES) if local else None, require_token=not local, **optional,
@@ -153,6 +156,8 @@ def serve_cmd(
     url = _url(host, actual_port, settings.token if settings.require_token else None)
     if images is not None:
         typer.echo(f"dipseg: {total} images in {settings.images_dir}, masks saved to {settings.out_dir}")
+        if settings.boxes is not None:
+            typer.echo(f"dipseg: boxes from {settings.boxes}" + (" (tight)" if settings.tight_boxes else ""))
     else:
         typer.echo(f"dipseg: open or drop images in the page; masks saved to {settings.out_dir}")
     if settings.require_token:

@@ -147,7 +147,8 @@ def create_app(
         Seconds between SSE keep-alive comments while nothing happens.
     **limits
         Further :class:`Settings` fields: ``token``, ``require_token``, ``max_json_bytes``,
-        ``max_fit_pixels``, ``body_budget_bytes``, ``body_timeout``.
+        ``max_fit_pixels``, ``body_budget_bytes``, ``body_timeout``, ``boxes`` and
+        ``tight_boxes`` (boxes each folder image starts with).
 
     Returns
     -------

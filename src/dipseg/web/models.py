@@ -132,9 +132,11 @@ class ImageInfo(BaseModel):
     labels_url: str
     mask_url: str
     boxes: list[list[float]] = Field(description="the current boxes, [[class, x0, y0, x1, y1], ...]: this session's, "
-                                                 "else those saved in --out")
-    tight_boxes: bool = Field(description="the boxes were last sent as tight (docs/boxes.md)")
-    boxes_note: str | None = Field(None, description="why saved boxes could not be read (then boxes is empty)")
+                                                 "else those saved in --out, else those of serve --boxes")
+    tight_boxes: bool = Field(description="the boxes were last sent as tight, or are imported with --tight-boxes "
+                                          "(docs/boxes.md)")
+    boxes_note: str | None = Field(None, description="why saved or imported boxes could not be read (then boxes "
+                                                     "is empty)")
 
 
 class UploadedImage(ImageInfo):

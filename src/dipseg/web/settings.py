@@ -124,6 +124,13 @@ class Settings:
         Request-body bytes held by all requests at once (429 beyond).
     body_timeout : float
         Seconds a request body may stall (408 beyond).
+    boxes : Path or None
+        Boxes each image of ``images_dir`` starts with (:class:`dipseg.boxio.BoxSource`: a
+        COCO JSON of the folder's images, or a folder of per-image VOC XML / COCO JSON /
+        CSV files named after the images); an image's own saved or edited boxes come first.
+    tight_boxes : bool
+        Whether those boxes touch their objects (detection data's do): the page's
+        *Tight boxes* starts ticked for an image that has them.
     preset_config : Preset
         Derived: the preset with ``fit_overrides`` applied, as every fit uses it unless its
         request names another (:meth:`config_for`).
@@ -157,6 +164,8 @@ class Settings:
     max_fit_pixels: int = DEFAULT_MAX_FIT_PIXELS
     body_budget_bytes: int = DEFAULT_BODY_BUDGET_BYTES
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    boxes: Path | None = None
+    tight_boxes: bool = False
     preset_config: Preset = field(init=False, repr=False, compare=False)
     preset_configs: Mapping[str, Preset] = field(init=False, repr=False, compare=False)
 
@@ -200,6 +209,12 @@ class Settings:
             if images_dir == out_dir:
                 raise InputError("--out must differ from --images: masks are named after the images and would overwrite them")
             put(self, "images_dir", images_dir)
+        if self.tight_boxes and self.boxes is None:
+            raise InputError("--tight-boxes says how the --boxes given fit their objects; give --boxes too")
+        if self.boxes is not None:
+            if self.images_dir is None:
+                raise InputError("--boxes needs --images: the boxes are found by the folder's image names")
+            put(self, "boxes", Path(self.boxes).expanduser().resolve())
         put(self, "out_dir", out_dir)
 
     def config_for(self, preset: str | None, clicks: bool = False) -> tuple[str, Preset]:

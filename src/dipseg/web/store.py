@@ -226,6 +226,11 @@ class ImageStore:
         self.decoders = threading.BoundedSemaphore(DECODERS)
         self.spool: Path | None = None
         self.version = 0
+        self.box_source = None
+        if settings.boxes is not None:
+            from ..boxio import BoxSource
+
+            self.box_source = BoxSource(settings.boxes, self.class_names)
         if settings.images_dir is not None:
             self._scan(settings.images_dir)
         self._remove_temporaries()
@@ -550,16 +555,17 @@ class ImageStore:
                     self.tight[entry.id] = bool(tight)
 
     def current_boxes(self, entry: ImageEntry, shape: tuple[int, int]) -> tuple[list, bool, str | None]:
-        """The image's boxes and their tightness: this session's, else those saved in ``--out``.
+        """The image's boxes and their tightness: this session's, else those saved in ``--out``, else imported.
 
         Returns
         -------
         boxes : list of Box
         tight : bool
-            As last sent with a Segment or Save (from the saved metadata after a restart).
+            As last sent with a Segment or Save (from the saved metadata after a restart);
+            imported boxes (``Settings.boxes``) are as tight as ``Settings.tight_boxes`` says.
         note : str or None
-            Why saved boxes could not be read (then ``boxes`` is empty): shown, never raised,
-            so the image still opens.
+            Why saved or imported boxes could not be read (then ``boxes`` is empty): shown,
+            never raised, so the image still opens.
         """
         with self.lock:
             if entry.id in self.boxes:
@@ -567,7 +573,7 @@ class ImageStore:
         names = entry.outputs()
         path = self.out_dir / names["boxes"]
         if not path.is_file():
-            return [], False, None
+            return self._imported_boxes(entry, shape)
         from ..boxio import read_boxes
 
         try:
@@ -575,6 +581,16 @@ class ImageStore:
         except InputError as exc:
             return [], False, f"the saved boxes cannot be used: {exc}"
         return boxes, self._saved_meta(entry).get("tight_boxes") is True, None
+
+    def _imported_boxes(self, entry: ImageEntry, shape: tuple[int, int]) -> tuple[list, bool, str | None]:
+        """:meth:`current_boxes` from ``Settings.boxes``, for a folder image never saved (saving decides its boxes)."""
+        if self.box_source is None or entry.source != "folder" or (self.out_dir / entry.outputs()["meta"]).is_file():
+            return [], False, None
+        try:
+            boxes = self.box_source.boxes_for(entry.name, shape, num_classes=len(self.class_names))
+        except InputError as exc:
+            return [], False, f"the imported boxes cannot be used: {exc}"
+        return boxes, bool(boxes) and self.settings.tight_boxes, None
 
     def _saved_meta(self, entry: ImageEntry) -> dict:
         """The image's saved ``<stem>_meta.json``; ``{}`` when missing or unreadable."""
