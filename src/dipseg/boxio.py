@@ -505,6 +505,51 @@ def coco_annotations(classes_map: np.ndarray, boxes: Sequence[Box] | None = None
     return out
 
 
+class CocoResults:
+    """COCO results of many images, gathered one image at a time (each encoded as it comes).
+
+    Parameters
+    ----------
+    class_names : sequence of str, optional
+        Names of the categories (index = class id); ids alone without them.
+    background : int
+        The class that gets no annotation when an image has no boxes.
+    """
+
+    def __init__(self, class_names: Sequence[str] | None = None, background: int = 0):
+        self.class_names = class_names
+        self.background = background
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+        self.used: set[int] = set()
+
+    def add(self, file_name: str, classes: np.ndarray, boxes: Sequence[Box] | None = None) -> None:
+        """One image's class map ``(H, W)`` and the boxes it was segmented from (:func:`coco_annotations`)."""
+        cmap = np.asarray(classes)
+        image_id = len(self.images) + 1
+        self.images.append({"id": image_id, "file_name": str(file_name), "height": int(cmap.shape[0]),
+                            "width": int(cmap.shape[1])})
+        new = coco_annotations(cmap, boxes, image_id=image_id, background=self.background,
+                               start_id=len(self.annotations) + 1)
+        self.annotations += new
+        self.used |= {a["category_id"] for a in new}
+
+    def to_dict(self) -> dict:
+        """``{"images", "annotations", "categories"}``, JSON-serialisable."""
+        names = self.class_names
+        cats = [{"id": c, "name": names[c] if names is not None and c < len(names) else str(c)}
+                for c in sorted(self.used)]
+        return {"images": self.images, "annotations": self.annotations, "categories": cats}
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the file (atomically: a reader never sees half of it)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict()))
+        os.replace(tmp, path)
+        return path
+
+
 def coco_results(entries: Sequence[dict], class_names: Sequence[str] | None = None, background: int = 0) -> dict:
     """A COCO file of several images' results.
 
@@ -520,24 +565,16 @@ def coco_results(entries: Sequence[dict], class_names: Sequence[str] | None = No
     dict
         ``{"images", "annotations", "categories"}``, JSON-serialisable.
     """
-    images, anns, used = [], [], set()
-    for i, e in enumerate(entries, start=1):
-        cmap = np.asarray(e["classes"])
-        images.append({"id": i, "file_name": str(e["file_name"]), "height": int(cmap.shape[0]),
-                       "width": int(cmap.shape[1])})
-        new = coco_annotations(cmap, e.get("boxes"), image_id=i, background=background, start_id=len(anns) + 1)
-        anns += new
-        used |= {a["category_id"] for a in new}
-    cats = [{"id": c, "name": class_names[c] if class_names is not None and c < len(class_names) else str(c)}
-            for c in sorted(used)]
-    return {"images": images, "annotations": anns, "categories": cats}
+    results = CocoResults(class_names, background)
+    for e in entries:
+        results.add(e["file_name"], e["classes"], e.get("boxes"))
+    return results.to_dict()
 
 
 def write_coco_results(path: str | os.PathLike, entries: Sequence[dict], class_names: Sequence[str] | None = None,
                        background: int = 0) -> Path:
     """Write :func:`coco_results` to ``path`` (an ``annotations.json``)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(coco_results(entries, class_names, background)))
-    os.replace(tmp, path)
-    return path
+    results = CocoResults(class_names, background)
+    for e in entries:
+        results.add(e["file_name"], e["classes"], e.get("boxes"))
+    return results.write(path)

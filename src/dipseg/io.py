@@ -58,6 +58,23 @@ class InputError(ValueError):
     """A user-supplied file or value cannot be used; the message says why and what to do."""
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+"""Files of a folder of images that are taken (case-insensitive): ``dipseg serve --images``,
+``dipseg segment FOLDER``, ``dipseg transfer``."""
+
+
+def natural_key(name: str) -> list:
+    """Sort key of a file name with its numbers as numbers (``img2`` before ``img10``)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files at the top of ``folder`` (:data:`IMAGE_SUFFIXES`, not hidden), in natural order."""
+    return sorted((p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()),
+                  key=lambda p: natural_key(p.name))
+
+
 def read_text(path: str | os.PathLike, what: str) -> str:
     """The text of a user's file (UTF-8, a byte-order mark dropped), or an :class:`InputError` naming ``what`` it is.
 

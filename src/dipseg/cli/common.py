@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -163,3 +164,44 @@ def progress_bar(total: int, desc: str):
             bar.set_postfix(loss=f"{p.losses['total']:.3f}", ce=f"{p.losses['ce']:.3f}", refresh=False)
 
     return bar, cb
+
+
+def expand_images(paths: Sequence[Path], purpose: str = "transfer to") -> list[Path]:
+    """Image paths as files: a folder stands for its image files (:func:`dipseg.io.list_images`).
+
+    Parameters
+    ----------
+    paths : list of Path
+        Image files and folders.
+    purpose : str
+        What the images are for, in the message when there are none ("no images to ...").
+
+    Raises
+    ------
+    ValueError
+        A path that does not exist, a folder without images, no images at all, or two
+        images with the same file stem (their outputs would overwrite each other).
+    """
+    from ..io import IMAGE_SUFFIXES, list_images
+
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise ValueError(f"folder {p} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ValueError(f"image {p} does not exist")
+    if not out:
+        raise ValueError(f"no images to {purpose}: give image files or folders")
+    stems: dict[str, Path] = {}
+    for p in out:
+        if p.stem in stems and stems[p.stem] != p:
+            raise ValueError(f"{stems[p.stem]} and {p} have the same name {p.stem!r}: their outputs would "
+                             "overwrite each other; rename one or run them in two runs")
+        stems[p.stem] = p
+    return list(dict.fromkeys(out))

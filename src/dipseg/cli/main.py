@@ -18,7 +18,7 @@ from .bench import bench_cmd
 from .demo import demo_cmd
 from .info import classes_cmd, presets_cmd
 from .sample import sample_cmd
-from .segment import segment_cmd
+from .segment_cmd import segment_cmd
 from .serve import serve_cmd
 from .transfer import transfer_cmd
 from .common import Command, Group

@@ -1,4 +1,4 @@
-"""``dipseg segment``: one image, a label file and/or a box file -> mask, overlay, metadata (and COCO results).
+"""``dipseg segment IMAGE``: one image, a label file and/or a box file -> mask, overlay, metadata (and COCO results).
 
 Every option and both input files are checked, and the output folder is created and
 written to, before torch is imported and the fit starts: a mistake costs a fraction of a
@@ -13,10 +13,10 @@ from typing import Optional, Sequence
 
 import typer
 
-from ..api import DEFAULT_THREADS, DEVICES, DIPSEG_METHODS, MAX_SEED, check_device_name, check_seed, parse_method
-from ..io import DEFAULT_MAX_PIXELS, LABEL_FORMAT_CHOICES, PIL_MAX_PIXELS
+from ..api import DIPSEG_METHODS, check_device_name, check_seed, parse_method
+from ..io import DEFAULT_MAX_PIXELS, LABEL_FORMAT_CHOICES
 from ..palette import VOC_CLASSES
-from .common import OUT_HELP, check_out_dir, make_out_dir, progress_bar, user_errors, warn
+from .common import check_out_dir, make_out_dir, progress_bar, warn
 
 UNLABELLED_HELP = (
     "Unlabelled pixels: a value in index PNGs (default 255; 0 for napari, ilastik and most annotation tools) "
@@ -103,6 +103,9 @@ def run_segment(
     box_format: str = "auto",
     tight_boxes: bool = False,
     clicks_path: Optional[Path] = None,
+    boxes_given: Optional[list] = None,
+    write_coco: bool = True,
+    extra_meta: Optional[dict] = None,
 ) -> dict:
     """Segment one image file with a label file, a box file and/or a click file; write mask, overlay and metadata.
 
@@ -113,6 +116,10 @@ def run_segment(
     With boxes (``--boxes``: Pascal VOC XML, COCO JSON or ``class,x0,y0,x1,y1`` CSV,
     :mod:`dipseg.boxio`) it also writes ``annotations.json``, the result as COCO
     annotations with RLE masks and boxes.
+
+    ``boxes_given`` (checked :class:`dipseg.boxes.Box` objects) stand in for a box file, and
+    ``write_coco`` False leaves ``annotations.json`` to the caller (:func:`run_segment_folder`);
+    ``extra_meta`` is added to the metadata.
 
     Returns
     -------
@@ -146,9 +153,9 @@ def run_segment(
         from ..figures import parse_steps
 
         steps = parse_steps(figure_steps, iterations if iterations is not None else get_preset(preset_name).fit.iterations)
-    if labels_path is None and boxes_path is None and clicks_path is None:
+    if labels_path is None and boxes_path is None and clicks_path is None and not boxes_given:
         raise ValueError("give --labels FILE, --boxes FILE, --clicks FILE or several of them")
-    if tight_boxes and boxes_path is None:
+    if tight_boxes and boxes_path is None and not boxes_given:
         raise ValueError("--tight-boxes says how the boxes of --boxes FILE were drawn: give --boxes FILE or drop it")
     from ..boxio import FORMATS as BOX_FORMATS
 
@@ -171,7 +178,9 @@ def run_segment(
             typer.echo(f"note: {lf.note}")
         if lf.warning:
             warn(lf.warning)
-    boxes = None
+    boxes = list(boxes_given) if boxes_given else None
+    if boxes is not None and names is None and num_classes == len(VOC_CLASSES):
+        names = VOC_CLASSES
     if boxes_path is not None:
         from ..boxio import read_boxes
 
@@ -194,7 +203,7 @@ def run_segment(
         outputs["probabilities"] = f"{stem}_probs.npy"
     if steps is not None:
         outputs["progress_figure"] = f"{stem}_progress.png"
-    if boxes is not None:
+    if boxes is not None and write_coco:
         outputs["coco"] = "annotations.json"
     if dipseg and device != "cpu":
         from ..dip.device import resolve_device  # imports torch, which the fit needs next anyway
@@ -238,7 +247,7 @@ def run_segment(
         "mask": write_mask(out / outputs["mask"], seg.classes),
         "overlay": write_rgb(out / outputs["overlay"], overlay(image, seg.classes, drawn)),
     }
-    if boxes is not None:
+    if boxes is not None and write_coco:
         from ..boxio import write_coco_results
 
         files["coco"] = write_coco_results(out / outputs["coco"], [{"file_name": image_path.name,
@@ -269,7 +278,7 @@ def run_segment(
         "labelled_pixels": int((drawn >= 0).sum()),
         "class_names": {str(int(c)): class_name(int(c), names) for c in seg.class_ids} if names else None,
         "files": {k: str(v) for k, v in files.items()},
-    }
+    } | dict(extra_meta or {})
     files["meta"].write_text(json.dumps(meta, indent=2))
     if not quiet:
         if seg.message:
@@ -331,53 +340,3 @@ def _network_view(seg) -> tuple:
         rgb, logits = state.model(state.net_input)
     classes = np.asarray(state.class_ids)[logits.argmax(1)[0].cpu().numpy()]
     return classes, (rgb[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-
-
-def segment_cmd(
-    image: Path = typer.Argument(..., metavar="IMAGE", help="Image file (JPEG, PNG, BMP, TIFF; 16-bit is scaled to 8)."),
-    labels: Optional[Path] = typer.Option(None, "--labels", "-l", metavar="FILE",
-                                          help="Label file: index PNG (the value is the class) or RGB(A) scribbles in VOC colours; see docs/labels.md."),
-    boxes: Optional[Path] = typer.Option(None, "--boxes", "-b", metavar="FILE",
-                                         help="Object boxes: Pascal VOC XML, COCO JSON (bbox x,y,w,h) or CSV class,x0,y0,x1,y1; "
-                                              "with or without --labels. Also writes annotations.json (COCO, RLE). See docs/boxes.md."),
-    box_format: str = typer.Option("auto", "--box-format", metavar="NAME", help="auto (by suffix), voc, coco or csv."),
-    clicks: Optional[Path] = typer.Option(None, "--clicks", "-k", metavar="FILE",
-                                          help="Clicks: CSV class,x,y (pixel column and row), a disk of 5 px each; alone they run "
-                                               "the preset clicks with the click protocol's background frame. See docs/labels.md (Clicks)."),
-    tight_boxes: bool = typer.Option(False, "--tight-boxes",
-                                     help="The boxes touch their objects on every side, as detection data's (VOC, COCO) do; "
-                                          "without it boxes are taken as drawn with a margin. See docs/boxes.md."),
-    unlabelled: Optional[str] = typer.Option(None, "--unlabelled", metavar="VALUE", help=UNLABELLED_HELP),
-    label_format: str = typer.Option("auto", "--label-format", metavar="NAME",
-                                     help="Index PNG convention: auto (recognise GrabCut scribbles, else voc), voc or grabcut."),
-    classes: Optional[Path] = typer.Option(None, "--classes", metavar="FILE",
-                                           help="Class names, one per line, as for `dipseg serve` (sets the number of classes)."),
-    out: Path = typer.Option(Path("dipseg-out"), "--out", "-o", metavar="DIR",
-                             help=f"{OUT_HELP}: IMAGE_mask.png, IMAGE_overlay.png, IMAGE_meta.json."),
-    method: str = typer.Option("dipseg", "--method", "-m", metavar="NAME",
-                               help="dipseg, dipseg-norgb, dipseg:PRESET, grabcut, random-walker or trainable."),
-    preset: Optional[str] = typer.Option(None, "--preset", "-p", metavar="NAME", help="DIPSEG preset (see `dipseg presets`)."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", min=1, metavar="N", help="Override the preset's steps (>= 1)."),
-    rgb_weight: Optional[float] = typer.Option(None, "--rgb-weight", min=0.0, metavar="W", help="Weight of the RGB loss (0 = wo/RGB ablation)."),
-    seed: int = typer.Option(0, "--seed", "-s", min=0, max=MAX_SEED, metavar="S", help=f"Random seed, 0..{MAX_SEED}."),
-    device: str = typer.Option("auto", "--device", metavar="NAME", help=f"{', '.join(DEVICES)} or cuda:N."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, max=PIL_MAX_PIXELS, metavar="N",
-                                   help="Refuse larger images (memory guard)."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=2, max=255, metavar="N",
-                                              help="Valid label values are 0..N-1 (default: 21, the VOC classes, or the --classes count)."),
-    probs: bool = typer.Option(False, "--probs", help="Also save class probabilities as IMAGE_probs.npy (H, W, k); DIPSEG only."),
-    threads: int = typer.Option(DEFAULT_THREADS, "--threads", min=1, metavar="N",
-                                help="torch threads; the result depends on them and they are recorded in the metadata. "
-                                     "One stays fast on a busy machine (README, Threads)."),
-    progress_figure: bool = typer.Option(False, "--progress-figure",
-                                         help="Also write IMAGE_progress.png: the mask and RGB reconstruction at chosen steps (DIPSEG)."),
-    figure_steps: Optional[str] = typer.Option(None, "--figure-steps", metavar="S1,S2,...",
-                                               help="Steps shown by --progress-figure (default: 0, a fifth and all of the steps, "
-                                                    "as the poster's 0/40/200)."),
-) -> None:
-    """Segment IMAGE from the sparse labels in --labels, the boxes in --boxes and/or the clicks in --clicks; writes mask, overlay and metadata into -o."""
-    with user_errors():
-        run_segment(image, labels, out, method, preset, iterations, rgb_weight, seed, device, max_pixels,
-                    num_classes, probs, threads, unlabelled=unlabelled, label_format=label_format, classes_file=classes,
-                    progress_figure=progress_figure, figure_steps=figure_steps, boxes_path=boxes,
-                    box_format=box_format, tight_boxes=tight_boxes, clicks_path=clicks)

@@ -120,7 +120,7 @@ def serve_cmd(
         from ..dip.presets import get_preset
         from ..web.app import build_app
         from ..web.settings import DEFAULT_MAX_FIT_PIXELS, Settings, load_classes
-        from ..web.store import IMAGE_SUFFIXES
+        from ..io import IMAGE_SUFFIXES
 
         if images is not None and not images.is_dir():
             raise ValueError(f"--images folder not found: {images}" if not images.exists()

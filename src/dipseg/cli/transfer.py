@@ -18,44 +18,8 @@ import typer
 from ..api import DEFAULT_THREADS, DEVICES, MAX_SEED, check_device_name, check_seed, parse_method
 from ..io import DEFAULT_MAX_PIXELS, PIL_MAX_PIXELS
 from ..palette import VOC_CLASSES
-from .common import OUT_HELP, check_out_dir, make_out_dir, progress_bar, user_errors
+from .common import OUT_HELP, check_out_dir, expand_images, make_out_dir, progress_bar, user_errors
 from .segment import UNLABELLED_HELP, class_name, label_options
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-"""Files taken from a folder given among IMAGES."""
-
-
-def expand_images(paths: list[Path]) -> list[Path]:
-    """IMAGES as files: a folder stands for its image files (sorted by name).
-
-    Raises
-    ------
-    ValueError
-        A path that does not exist, a folder without images, no images at all, or two
-        images with the same file stem (their outputs would overwrite each other).
-    """
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ValueError(f"folder {p} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-            out += found
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise ValueError(f"image {p} does not exist")
-    if not out:
-        raise ValueError("no images to transfer to: give image files or folders after the options")
-    stems: dict[str, Path] = {}
-    for p in out:
-        if p.stem in stems and stems[p.stem] != p:
-            raise ValueError(f"{stems[p.stem]} and {p} have the same name {p.stem!r}: their outputs would "
-                             "overwrite each other; rename one or transfer them in two runs")
-        stems[p.stem] = p
-    return list(dict.fromkeys(out))
-
 
 def run_transfer(
     images: list[Path],

@@ -41,6 +41,7 @@ from ..io import (
     check_labels,
     decode_image,
     labels_from_image,
+    list_images,
     open_image,
     read_image,
 )
@@ -50,8 +51,6 @@ from .body import decode_data_url, decode_rle
 from .errors import BadRequest, Conflict, NotFound, StorageError
 from .settings import Settings
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
-"""Files of a ``--images`` folder that are listed (case-insensitive)."""
 
 UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 """PIL decoders tried on uploads (nothing that shells out, such as EPS)."""
@@ -108,10 +107,6 @@ def to_ignore(labels8: np.ndarray) -> np.ndarray:
     labels = labels8.astype(np.int64)
     labels[labels == UNLABELLED] = IGNORE
     return labels
-
-
-def _natural_key(name: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 @dataclass
@@ -257,12 +252,7 @@ class ImageStore:
     # ---- listing
 
     def _scan(self, folder: Path) -> None:
-        files = sorted(
-            (p for p in folder.iterdir()
-             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()),
-            key=lambda p: _natural_key(p.name),
-        )
-        for p in files:
+        for p in list_images(folder):
             stem = self._free_stem(safe_stem(p.name), sha=None, check_disk=False)
             self._register(ImageEntry(id=p.name, name=p.name, stem=stem, source="folder", path=p))
 
