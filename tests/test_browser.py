@@ -650,6 +650,34 @@ def test_box_tool_draw_move_delete_undo_mix_with_brush_and_segment(browser, tmp_
         _stop(proc)
 
 
+def test_imported_boxes_open_with_the_image_and_segment(browser, tmp_path):
+    import json
+
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir()
+    Image.fromarray(_box_image()).save(images / "box.png")
+    coco = tmp_path / "detections.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "data/box.png"}],
+                                "categories": [{"id": 1, "name": "dog"}],
+                                "annotations": [{"image_id": 1, "category_id": 1, "bbox": [24, 12, 38, 34]}]}))
+    proc, url = _serve(["--images", str(images), "--out", str(out), "--iterations", "30", "--working-size", "64",
+                        "--boxes", str(coco), "--tight-boxes"])
+    try:
+        page, problems = _page(browser, url)
+        assert page.evaluate("window.dipseg.state().boxes") == [[12, 24, 12, 62, 46]]
+        assert page.is_checked("[data-testid=tight-boxes]")
+        page.click("#segment")
+        page.wait_for_selector("#app[data-fit=done]", timeout=90000)
+        mask = _download_mask(page, tmp_path)
+        assert (mask[18:46, 32:64] == 12).mean() > 0.6 and (mask[:10] == 0).all()
+        page.click("#save")
+        page.wait_for_selector("#app[data-saved=true]")
+        assert (out / "box_boxes.csv").read_text().splitlines()[1] == "dog,24,12,62,46"
+        assert not problems, problems
+    finally:
+        _stop(proc)
+
+
 def _click(page, x: float, y: float, button: str = "left") -> None:
     xy = page.evaluate("([x, y]) => window.dipseg.imageToClient(x, y)", [x, y])
     page.mouse.click(xy["x"], xy["y"], button=button)
