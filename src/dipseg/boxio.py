@@ -160,34 +160,10 @@ def read_voc_xml(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple[i
     return out
 
 
-def _matching_images(images: list, image: str | int, where: str) -> set:
-    """The ``images[].id`` of ``image`` (an id or a file name) in a COCO file's ``images``.
-
-    Export tools write ``file_name`` with folders (``images/0001.jpg``, Windows ``\\``
-    separators too), so a file name matches an entry's name without its folders, and
-    failing that its stem (``0001``); two entries of the same name in different folders
-    are ambiguous.
-    """
-    def names(name: Any) -> tuple[str, str]:
-        base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-        return base, Path(base).stem
-
-    entries = [im for im in images if isinstance(im, dict)]
-    by_id = {im.get("id") for im in entries if str(im.get("id")) == str(image)}
-    if by_id:
-        return by_id
-    base, stem = names(image)
-    for part in (0, 1):
-        key = (base, stem)[part]
-        found = [im for im in entries if key and names(im.get("file_name", ""))[part] == key]
-        if found:
-            ids = {im.get("id") for im in found}
-            if len(ids) > 1:
-                files = ", ".join(sorted(str(im.get("file_name")) for im in found))
-                raise InputError(f"{where}: {len(ids)} images are called {key!r} ({files}); "
-                                 "give the image's id instead")
-            return ids
-    return set()
+def _image_names(name: Any) -> tuple[str, str]:
+    """An image's file name without its folders, and its stem: how a COCO file's images are looked up."""
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    return base, Path(base).stem
 
 
 class CocoFile:
@@ -220,20 +196,53 @@ class CocoFile:
             raise InputError(f"{where}: expected a COCO file with an 'annotations' list (or a list of annotations)")
         self.where = where
         self.annotations = anns
-        self.images = images if isinstance(images, list) else []
         self.named = {c["id"]: str(c["name"]) for c in cats if isinstance(c, dict) and "id" in c
                       and str(c.get("name") or "").strip()} if isinstance(cats, list) else {}
+        # indexed once: a folder of thousands of images asks for each image's boxes in turn
+        self._by_image: dict[str, list] = {}
+        for a in anns:
+            if isinstance(a, dict):
+                self._by_image.setdefault(str(a.get("image_id")), []).append(a)
+        self._ids: set[str] = set()
+        self._by_name: tuple[dict[str, dict], dict[str, dict]] = ({}, {})  # base name / stem -> {id: file_name}
+        for im in images if isinstance(images, list) else []:
+            if isinstance(im, dict):
+                self._ids.add(str(im.get("id")))
+                for index, key in zip(self._by_name, _image_names(im.get("file_name", ""))):
+                    index.setdefault(key, {})[str(im.get("id"))] = str(im.get("file_name"))
 
     def image_count(self) -> int:
         """How many images the annotations are of."""
-        return len({a.get("image_id") for a in self.annotations if isinstance(a, dict)})
+        return len(self._by_image)
+
+    def matching_images(self, image: str | int) -> set[str]:
+        """The ``images[].id`` (as text) of ``image``: an id, or a file name.
+
+        Export tools write ``file_name`` with folders (``images/0001.jpg``, Windows ``\\``
+        separators too), so a file name matches an entry's name without its folders, and
+        failing that its stem (``0001``).
+
+        Raises
+        ------
+        InputError
+            Two entries of that name in different folders (ambiguous).
+        """
+        if str(image) in self._ids:
+            return {str(image)}
+        for index, key in zip(self._by_name, _image_names(image)):
+            found = index.get(key) if key else None
+            if found:
+                if len(found) > 1:
+                    files = ", ".join(sorted(found.values()))
+                    raise InputError(f"{self.where}: {len(found)} images are called {key!r} ({files}); "
+                                     "give the image's id instead")
+                return set(found)
+        return set()
 
     def annotations_of(self, image: str | int) -> list:
-        """The annotations of ``image`` (an ``images[].id`` or a file name, :func:`_matching_images`)."""
-        wanted = {image} | _matching_images(self.images, image, self.where)
-        names = set(map(str, wanted))
-        return [a for a in self.annotations if isinstance(a, dict)
-                and (a.get("image_id") in wanted or str(a.get("image_id")) in names)]
+        """The annotations of ``image`` (an ``images[].id`` or a file name, :meth:`matching_images`)."""
+        wanted = {str(image)} | self.matching_images(image)
+        return [a for i in wanted for a in self._by_image.get(i, [])]
 
     def boxes(self, annotations: list, classes: Sequence[str] = VOC_CLASSES,
               shape: tuple[int, int] | None = None) -> list[Box]:
@@ -294,8 +303,9 @@ def read_csv_boxes(text: str, classes: Sequence[str] = VOC_CLASSES, shape: tuple
     InputError
         A line without 5 fields, a bad number or an unknown class.
     """
-    first = next((line.split() for line in text.splitlines() if line.strip()), [])
-    if len(first) == 5 and "," not in text.split("\n", 1)[0] and all(_is_number(f) for f in first):
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    fields = first.split()
+    if len(fields) == 5 and "," not in first and all(_is_number(f) for f in fields):
         raise InputError(f"{where} looks like YOLO boxes (class cx cy w h, normalised), which are not read: "
                          "write them as CSV class,x0,y0,x1,y1 in pixels, or as COCO JSON")
     out = []
@@ -368,7 +378,7 @@ class BoxSource:
     Parameters
     ----------
     path : path-like
-        A COCO JSON (images found by file name, :func:`_matching_images`), or a folder of
+        A COCO JSON (images found by file name, :meth:`CocoFile.matching_images`), or a folder of
         ``<image stem>.xml`` (Pascal VOC, as VOC's ``Annotations/``), ``.json`` (COCO) or
         ``.csv`` files.
     classes : sequence of str
@@ -412,12 +422,10 @@ class BoxSource:
         anns = self.coco.annotations_of(name)
         if not anns:
             return []
+        boxes = self.coco.boxes(anns, self.classes, shape)
         try:
-            return validate_boxes(self.coco.boxes(anns, self.classes, shape), shape, background=background,
-                                  num_classes=num_classes)
+            return validate_boxes(boxes, shape, background=background, num_classes=num_classes)
         except ValueError as exc:
-            if isinstance(exc, InputError):
-                raise
             raise InputError(f"{self.path}, image {name}: {exc}") from None
 
 
@@ -565,16 +573,17 @@ def coco_results(entries: Sequence[dict], class_names: Sequence[str] | None = No
     dict
         ``{"images", "annotations", "categories"}``, JSON-serialisable.
     """
-    results = CocoResults(class_names, background)
-    for e in entries:
-        results.add(e["file_name"], e["classes"], e.get("boxes"))
-    return results.to_dict()
+    return _gathered(entries, class_names, background).to_dict()
 
 
 def write_coco_results(path: str | os.PathLike, entries: Sequence[dict], class_names: Sequence[str] | None = None,
                        background: int = 0) -> Path:
     """Write :func:`coco_results` to ``path`` (an ``annotations.json``)."""
+    return _gathered(entries, class_names, background).write(path)
+
+
+def _gathered(entries: Sequence[dict], class_names: Sequence[str] | None, background: int) -> CocoResults:
     results = CocoResults(class_names, background)
     for e in entries:
         results.add(e["file_name"], e["classes"], e.get("boxes"))
-    return results.write(path)
+    return results

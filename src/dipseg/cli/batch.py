@@ -92,6 +92,10 @@ def run_segment_folder(
 
     from ..io import read_image, read_index_png
 
+    # what makes two runs of an image the same job, besides its boxes
+    same_job = {"method": name, "preset": preset_name, "seed": seed, "threads": threads, "iterations": iterations,
+                "rgb_weight": rgb_weight, "tight_boxes": tight_boxes, "box_source": str(Path(boxes_source).resolve()),
+                "version": __version__}
     results = CocoResults(names)
     report: dict[str, list[str]] = {"done": [], "reused": [], "without_boxes": [], "failed": []}
     bar = tqdm(images, desc=f"{folder.name} [{name}:{preset_name}]" if preset_name else folder.name, unit="image",
@@ -109,9 +113,7 @@ def run_segment_folder(
             if not boxes:
                 report["without_boxes"].append(path.name)
                 continue
-            job = {"method": name, "preset": preset_name, "seed": seed, "threads": threads,
-                   "iterations": iterations, "rgb_weight": rgb_weight, "tight_boxes": tight_boxes,
-                   "boxes": [b.as_list() for b in boxes], "box_source": str(Path(boxes_source).resolve()), "version": __version__}
+            job = same_job | {"boxes": [b.as_list() for b in boxes]}
             mask_path, meta_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_meta.json"
             classes = _reuse(meta_path, mask_path, job, image.shape[:2])
             if classes is not None:

@@ -179,8 +179,6 @@ def run_segment(
         if lf.warning:
             warn(lf.warning)
     boxes = list(boxes_given) if boxes_given else None
-    if boxes is not None and names is None and num_classes == len(VOC_CLASSES):
-        names = VOC_CLASSES
     if boxes_path is not None:
         from ..boxio import read_boxes
 
@@ -188,13 +186,11 @@ def run_segment(
         boxes = read_boxes(boxes_path, image.shape[:2], fmt=box_format, classes=box_names, image=image_path.name,
                            num_classes=num_classes) if _coco_with_image(boxes_path, image_path) else \
             read_boxes(boxes_path, image.shape[:2], fmt=box_format, classes=box_names, num_classes=num_classes)
-        if names is None and num_classes == len(VOC_CLASSES):
-            names = VOC_CLASSES
     clicks = None
     if clicks_path is not None:
         labels, clicks = _add_clicks(clicks_path, labels, image.shape[:2], names, num_classes, clicks_only)
-        if names is None and num_classes == len(VOC_CLASSES):
-            names = VOC_CLASSES
+    if (boxes is not None or clicks is not None) and names is None and num_classes == len(VOC_CLASSES):
+        names = VOC_CLASSES  # box and click files name VOC's classes by default
 
     # 3. where the results go, and the device
     stem = image_path.stem
